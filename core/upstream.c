@@ -1,0 +1,290 @@
+/*
+ * Connecting to the backend that holds a mailbox's active copy.
+ *
+ * The route comes from the locator; a refused or timed-out connect marks
+ * the server suspect (so the locator stops choosing it for a while) and the
+ * next copy is tried, at most conf->connect_retries more times, before the
+ * plugin hears of any failure.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "core.h"
+
+struct gw_upstream {
+    struct gw_conn *client;
+    char *database, *site, *user;
+    int version;
+    const char *protocol;
+    gw_conn_handler *h;
+    void *arg;
+    unsigned attempts;
+    struct gw_route route;      /* points into the worker's config */
+    char last_error[160];
+};
+
+static const char *upstream_sni(const struct gw_upstream *u);
+
+void gw_upstream_destroy(struct gw_conn *c)
+{
+    struct gw_upstream *u = c->upstream;
+
+    if (u == NULL)
+        return;
+    c->upstream = NULL;
+    free(u->database);
+    free(u->site);
+    free(u->user);
+    free(u);
+}
+
+enum gw_tls_mode gw_upstream_tls(const struct gw_conn *up)
+{
+    return up->upstream != NULL ? up->upstream->route.tls : GW_TLS_NONE;
+}
+
+const char *gw_upstream_server(const struct gw_conn *up)
+{
+    return up->server;
+}
+
+/* Start a non-blocking connect to host:port. Returns the socket, or -1 with
+   errno set (a refused loopback port fails right here). */
+static int start_connect(const char *host, unsigned port, char *err, size_t errsize)
+{
+    struct addrinfo hints, *res = NULL;
+    char portstr[8];
+    int fd = -1, rc;
+
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_socktype = SOCK_STREAM;
+    /* Numeric only: a name lookup would block the worker. Names are
+       resolved when the configuration is loaded. */
+    hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
+    snprintf(portstr, sizeof(portstr), "%u", port);
+    rc = getaddrinfo(host, portstr, &hints, &res);
+    if (rc != 0 || res == NULL) {
+        snprintf(err, errsize, "bad backend address %s: %s", host, gai_strerror(rc));
+        errno = EINVAL;
+        return -1;
+    }
+    fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        snprintf(err, errsize, "socket: %s", strerror(errno));
+        freeaddrinfo(res);
+        return -1;
+    }
+    {
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    }
+    if (connect(fd, res->ai_addr, res->ai_addrlen) < 0 && errno != EINPROGRESS) {
+        int e = errno;
+        snprintf(err, errsize, "connect to %s:%u: %s", host, port, strerror(e));
+        close(fd);
+        freeaddrinfo(res);
+        errno = e;
+        return -1;
+    }
+    freeaddrinfo(res);
+    return fd;
+}
+
+static void fill_mailbox(const struct gw_upstream *u, struct gw_mailbox *m)
+{
+    memset(m, 0, sizeof(*m));
+    m->user = u->user;
+    m->database = u->database;
+    m->site = u->site;
+    m->version = u->version;
+}
+
+/* Route and start connecting; tries further copies while connects fail
+   synchronously. Returns 0 with c->fd connecting, or -1 (error in
+   u->last_error). */
+static int upstream_try(struct gw_conn *c)
+{
+    struct gw_upstream *u = c->upstream;
+    struct gw_mailbox m;
+
+    fill_mailbox(u, &m);
+    while (u->attempts <= (unsigned)gw_w.conf->connect_retries) {
+        int fd;
+
+        gw_route(&m, u->protocol, 0, &u->route);
+        if (u->route.kind != GW_ROUTE_PROXY) {
+            if (u->attempts == 0 || u->last_error[0] == '\0')
+                snprintf(u->last_error, sizeof(u->last_error), "%s",
+                         u->route.reason != NULL ? u->route.reason : "no route");
+            return -1;
+        }
+        u->attempts++;
+        c->server = u->route.server;
+        if (u->client != NULL)
+            u->client->server = u->route.server;
+        fd = start_connect(u->route.host, u->route.port, u->last_error, sizeof(u->last_error));
+        if (fd >= 0) {
+            if (c->fd >= 0)
+                close(c->fd);
+            c->fd = fd;
+            ev_io_set(&c->rio, fd, EV_READ);
+            ev_io_set(&c->wio, fd, EV_WRITE);
+            c->mode = GW_MODE_CONNECT;
+            ev_timer_stop(gw_w.loop, &c->timer);
+            ev_timer_set(&c->timer, (double)gw_w.conf->connect_timeout / 1000.0, 0.0);
+            ev_timer_start(gw_w.loop, &c->timer);
+            gw_conn_update_io(c);
+            return 0;
+        }
+        gw_log(GW_LOG_WARN, c, "%s", u->last_error);
+        gw_locator_mark_suspect(u->route.server, u->protocol, u->last_error);
+    }
+    return -1;
+}
+
+static void upstream_fail(struct gw_conn *c)
+{
+    struct gw_upstream *u = c->upstream;
+
+    gw_log(GW_LOG_WARN, c, "no backend reachable for database %s after %u attempt(s): %s",
+           u->database, u->attempts, u->last_error);
+    c->mode = GW_MODE_SESSION;
+    c->error = true;
+    ev_timer_stop(gw_w.loop, &c->timer);
+    gw_conn_update_io(c);
+    gw_conn_emit(c, GW_EV_ERROR);
+}
+
+/* The current attempt failed: mark, then try the next copy or give up. */
+static void upstream_retry(struct gw_conn *c, const char *why)
+{
+    struct gw_upstream *u = c->upstream;
+
+    snprintf(u->last_error, sizeof(u->last_error), "%s:%u: %s", u->route.host, u->route.port, why);
+    gw_log(GW_LOG_WARN, c, "backend %s failed: %s", u->route.server, u->last_error);
+    gw_locator_mark_suspect(u->route.server, u->protocol, why);
+    if (c->ssl != NULL) {
+        SSL_free(c->ssl);
+        c->ssl = NULL;
+        c->tp = &gw_transport_plain;
+    }
+    if (upstream_try(c) < 0)
+        upstream_fail(c);
+}
+
+static void upstream_connected(struct gw_conn *c)
+{
+    struct gw_upstream *u = c->upstream;
+
+    ev_timer_stop(gw_w.loop, &c->timer);
+    gw_conn_fill_addrs(c);
+    if (u->route.tls == GW_TLS_IMPLICIT) {
+        const char *sni = upstream_sni(u);
+        if (gw_conn_tls_start(c, gw_w.client_ssl_ctx, false, sni,
+                              sni != NULL ? sni : u->route.host) < 0)
+            upstream_retry(c, "cannot start TLS");
+        return;
+    }
+    c->mode = GW_MODE_SESSION;
+    gw_conn_update_io(c);
+    gw_conn_emit(c, GW_EV_CONNECTED);
+}
+
+static const char *upstream_sni(const struct gw_upstream *u)
+{
+    const struct gw_conf_server *srv = gw_config_server(gw_w.conf, u->route.server);
+    const struct gw_conf_service *svc = srv != NULL ? gw_config_service(srv, u->protocol) : NULL;
+
+    return svc != NULL ? svc->sni : NULL;
+}
+
+int gw_conn_starttls_client(struct gw_conn *c)
+{
+    struct gw_upstream *u = c->upstream;
+    const char *sni;
+
+    if (u == NULL || c->ssl != NULL)
+        return -1;
+    sni = upstream_sni(u);
+    return gw_conn_tls_start(c, gw_w.client_ssl_ctx, false, sni, sni != NULL ? sni : u->route.host);
+}
+
+void gw_upstream_handshake_done(struct gw_conn *c, bool ok)
+{
+    struct gw_upstream *u = c->upstream;
+
+    if (u == NULL) {
+        gw_conn_emit(c, ok ? GW_EV_TLS_DONE : GW_EV_ERROR);
+        return;
+    }
+    if (c->mode == GW_MODE_SESSION && u->route.tls != GW_TLS_IMPLICIT) {
+        /* STARTTLS negotiated by the plugin */
+        gw_conn_emit(c, ok ? GW_EV_TLS_DONE : GW_EV_ERROR);
+        return;
+    }
+    if (!ok) {
+        c->error = false;
+        upstream_retry(c, "TLS handshake failed");
+        return;
+    }
+    gw_conn_emit(c, GW_EV_CONNECTED);
+}
+
+void gw_upstream_io(struct gw_conn *c, int revents)
+{
+    int err = 0;
+    socklen_t len = sizeof(err);
+
+    if (revents == 0) {
+        upstream_retry(c, "connect timed out");
+        return;
+    }
+    if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+        err = errno;
+    if (err == EINPROGRESS)
+        return;
+    if (err != 0) {
+        upstream_retry(c, strerror(err));
+        return;
+    }
+    upstream_connected(c);
+}
+
+struct gw_conn *gw_upstream_connect(struct gw_conn *client, const struct gw_mailbox *mbox,
+                                    const char *protocol, gw_conn_handler *h, void *arg,
+                                    const char **error_r)
+{
+    static char errbuf[160];
+    struct gw_conn *c = gw_conn_create(-1, protocol);
+    struct gw_upstream *u = gw_calloc(1, sizeof(*u));
+
+    u->client = client;
+    u->database = gw_strdup(mbox->database);
+    u->site = mbox->site != NULL ? gw_strdup(mbox->site) : NULL;
+    u->user = gw_strdup(mbox->user);
+    u->version = mbox->version;
+    u->protocol = protocol;
+    u->h = h;
+    u->arg = arg;
+    c->upstream = u;
+    c->client = client;
+    gw_buf_init(&c->in, GW_LINE_BUF_SIZE);
+    gw_conn_set_handler(c, h, arg);
+    if (upstream_try(c) < 0) {
+        snprintf(errbuf, sizeof(errbuf), "%s", u->last_error);
+        gw_log(GW_LOG_WARN, client, "cannot route database %s for %s: %s", u->database, protocol,
+               errbuf);
+        gw_conn_close(c);
+        *error_r = errbuf;
+        return NULL;
+    }
+    return c;
+}
