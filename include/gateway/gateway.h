@@ -105,6 +105,17 @@ struct gw_route {
 void gw_route(const struct gw_mailbox *mbox, const char *protocol, unsigned flags,
               struct gw_route *route_r);
 
+/* Every server that could serve this mailbox for `protocol` right now, best
+   first (the same order gw_route() would try them). Returns how many were
+   written to routes_r (at most max). For SIP's alternative Contacts. */
+size_t gw_route_all(const struct gw_mailbox *mbox, const char *protocol,
+                    struct gw_route *routes_r, size_t max);
+
+/* Every healthy, non-draining server offering `protocol`, in configuration
+   order (for pilot numbers and anonymous requests: the caller spreads load,
+   e.g. round robin). Returns the count written (at most max). */
+size_t gw_servers_for(const char *protocol, struct gw_route *routes_r, size_t max);
+
 /* ---- upstream ------------------------------------------------------- */
 
 /*
