@@ -27,6 +27,7 @@ struct gw_upstream {
     gw_conn_handler *h;
     void *arg;
     unsigned attempts;
+    bool fixed;                 /* connect to route only; no other copy */
     struct gw_route route;      /* points into the worker's config */
     char last_error[160];
 };
@@ -119,7 +120,10 @@ static int upstream_try(struct gw_conn *c)
     while (u->attempts <= (unsigned)gw_w.conf->connect_retries) {
         int fd;
 
-        gw_route(&m, u->protocol, 0, &u->route);
+        if (u->fixed && u->attempts > 0)
+            return -1;
+        if (!u->fixed)
+            gw_route(&m, u->protocol, 0, &u->route);
         if (u->route.kind != GW_ROUTE_PROXY) {
             if (u->attempts == 0 || u->last_error[0] == '\0')
                 snprintf(u->last_error, sizeof(u->last_error), "%s",
@@ -155,7 +159,7 @@ static void upstream_fail(struct gw_conn *c)
     struct gw_upstream *u = c->upstream;
 
     gw_log(GW_LOG_WARN, c, "no backend reachable for database %s after %u attempt(s): %s",
-           u->database, u->attempts, u->last_error);
+           u->database != NULL ? u->database : "-", u->attempts, u->last_error);
     c->mode = GW_MODE_SESSION;
     c->error = true;
     ev_timer_stop(gw_w.loop, &c->timer);
@@ -258,33 +262,64 @@ void gw_upstream_io(struct gw_conn *c, int revents)
     upstream_connected(c);
 }
 
-struct gw_conn *gw_upstream_connect(struct gw_conn *client, const struct gw_mailbox *mbox,
-                                    const char *protocol, gw_conn_handler *h, void *arg,
-                                    const char **error_r)
+static struct gw_conn *upstream_new(struct gw_conn *client, const char *protocol,
+                                    gw_conn_handler *h, void *arg)
 {
-    static char errbuf[160];
     struct gw_conn *c = gw_conn_create(-1, protocol);
     struct gw_upstream *u = gw_calloc(1, sizeof(*u));
 
     u->client = client;
-    u->database = gw_strdup(mbox->database);
-    u->site = mbox->site != NULL ? gw_strdup(mbox->site) : NULL;
-    u->user = gw_strdup(mbox->user);
-    u->version = mbox->version;
     u->protocol = protocol;
     u->h = h;
     u->arg = arg;
     c->upstream = u;
     c->client = client;
-    gw_buf_init(&c->in, GW_LINE_BUF_SIZE);
     gw_conn_set_handler(c, h, arg);
+    return c;
+}
+
+static struct gw_conn *upstream_start(struct gw_conn *c, const char **error_r)
+{
+    static char errbuf[160];
+    struct gw_upstream *u = c->upstream;
+
     if (upstream_try(c) < 0) {
         snprintf(errbuf, sizeof(errbuf), "%s", u->last_error);
-        gw_log(GW_LOG_WARN, client, "cannot route database %s for %s: %s", u->database, protocol,
-               errbuf);
+        gw_log(GW_LOG_WARN, u->client, "cannot connect for %s (database %s): %s", u->protocol,
+               u->database != NULL ? u->database : "-", errbuf);
         gw_conn_close(c);
         *error_r = errbuf;
         return NULL;
     }
     return c;
+}
+
+struct gw_conn *gw_upstream_connect(struct gw_conn *client, const struct gw_mailbox *mbox,
+                                    const char *protocol, gw_conn_handler *h, void *arg,
+                                    const char **error_r)
+{
+    struct gw_conn *c = upstream_new(client, protocol, h, arg);
+    struct gw_upstream *u = c->upstream;
+
+    u->database = gw_strdup(mbox->database);
+    u->site = mbox->site != NULL ? gw_strdup(mbox->site) : NULL;
+    u->user = gw_strdup(mbox->user);
+    u->version = mbox->version;
+    return upstream_start(c, error_r);
+}
+
+struct gw_conn *gw_upstream_connect_route(struct gw_conn *client, const struct gw_route *route,
+                                          const char *protocol, gw_conn_handler *h, void *arg,
+                                          const char **error_r)
+{
+    struct gw_conn *c;
+
+    if (route->kind != GW_ROUTE_PROXY) {
+        *error_r = "route is not a proxy route";
+        return NULL;
+    }
+    c = upstream_new(client, protocol, h, arg);
+    c->upstream->fixed = true;
+    c->upstream->route = *route;
+    return upstream_start(c, error_r);
 }

@@ -131,6 +131,13 @@ size_t gw_servers_for(const char *protocol, struct gw_route *routes_r, size_t ma
 struct gw_conn *gw_upstream_connect(struct gw_conn *client, const struct gw_mailbox *mbox,
                                     const char *protocol, gw_conn_handler *h, void *arg,
                                     const char **error_r);
+/* Connect to one given server (from gw_servers_for() or gw_route()), with
+   no retry elsewhere: for requests that are not tied to a mailbox. The route's
+   strings must stay valid (those from the locator do). Events as above. */
+struct gw_conn *gw_upstream_connect_route(struct gw_conn *client, const struct gw_route *route,
+                                          const char *protocol, gw_conn_handler *h, void *arg,
+                                          const char **error_r);
+
 /* The TLS mode configured for the backend this upstream goes to. */
 enum gw_tls_mode gw_upstream_tls(const struct gw_conn *upstream);
 /* The backend server's name (for log lines and greetings). */
