@@ -1,5 +1,6 @@
 /* gatewayd: command line, configuration check, start. */
 #include <getopt.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,6 +8,20 @@
 
 #include "core.h"
 #include "master.h"
+
+/* Each session holds two sockets (and a pipe pair during bulk transfers):
+   the default soft limit of 1024 descriptors would cap a worker at a few
+   hundred sessions. Raise it to the hard limit, as nginx's
+   worker_rlimit_nofile does. */
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
 
 static void usage(FILE *f)
 {
@@ -56,6 +71,7 @@ int main(int argc, char **argv)
         return 1;
     }
     gw_log_init(conf->log_level, "master");
+    raise_fd_limit();
 
     if (test_only) {
         /* Certificates and keys must load, as they will at start. */

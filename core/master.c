@@ -37,7 +37,10 @@ static unsigned long long mono_ms(void)
 static pid_t spawn(struct gw_config *conf, struct gw_listener *ls, size_t nls, unsigned id,
                    const sigset_t *oldmask)
 {
-    pid_t pid = fork();
+    pid_t pid;
+
+    fflush(NULL);
+    pid = fork();
 
     if (pid < 0) {
         gw_log(GW_LOG_ERROR, NULL, "fork: %s", strerror(errno));
@@ -47,7 +50,9 @@ static pid_t spawn(struct gw_config *conf, struct gw_listener *ls, size_t nls, u
         int rc;
         sigprocmask(SIG_SETMASK, oldmask, NULL);
         rc = gw_worker_run(conf, ls, nls, id);
-        _exit(rc);
+        /* exit(), not _exit(): leak checkers and OpenSSL's cleanup run at
+           exit, and the master flushed its stdio before forking. */
+        exit(rc);
     }
     return pid;
 }

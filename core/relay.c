@@ -12,20 +12,70 @@
  * when both directions are shut, on any error, or after the idle timeout.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "core.h"
 
+/* One direction's splice state: a pipe exists only during a bulk transfer. */
+struct relay_dir {
+    int pipe[2];                /* -1 when copying through the scratch buffer */
+    size_t in_pipe;             /* bytes spliced in but not yet out */
+};
+
 struct gw_relay {
     struct gw_conn *a, *b;      /* client, upstream */
+    struct relay_dir dir[2];    /* a->b, b->a */
     ev_timer idle;
     long idle_ms;
     bool done;
 };
 
 static char scratch[GW_RELAY_CHUNK];
+
+static struct relay_dir *dir_of(struct gw_relay *r, struct gw_conn *src)
+{
+    return src == r->a ? &r->dir[0] : &r->dir[1];
+}
+
+static void pipe_close(struct relay_dir *d)
+{
+    if (d->pipe[0] >= 0) {
+        close(d->pipe[0]);
+        close(d->pipe[1]);
+    }
+    d->pipe[0] = d->pipe[1] = -1;
+    d->in_pipe = 0;
+}
+
+/* Bulk data between two plaintext sockets moves through a pipe with
+   splice(2), never through user space. Only a read that filled a whole
+   chunk switches a direction to it, and the pipe is closed again when the
+   source runs dry, so interactive and idle sessions cost no descriptors. */
+static void pipe_open(struct gw_relay *r, struct gw_conn *src, struct gw_conn *dst)
+{
+    struct relay_dir *d = dir_of(r, src);
+
+    if (d->pipe[0] >= 0 || src->ssl != NULL || dst->ssl != NULL)
+        return;
+    if (pipe2(d->pipe, O_NONBLOCK | O_CLOEXEC) < 0)
+        d->pipe[0] = d->pipe[1] = -1; /* out of descriptors: keep copying */
+}
+
+/* Move what sits in the pipe to dst. Returns -1 on error. */
+static int pipe_drain(struct relay_dir *d, struct gw_conn *dst)
+{
+    while (d->in_pipe > 0) {
+        ssize_t w = splice(d->pipe[0], NULL, dst->fd, NULL, d->in_pipe,
+                           SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
+        if (w < 0)
+            return errno == EAGAIN || errno == EINTR ? 0 : -1;
+        d->in_pipe -= (size_t)w;
+    }
+    return 0;
+}
 
 static void relay_end(struct gw_relay *r, const char *why)
 {
@@ -35,6 +85,8 @@ static void relay_end(struct gw_relay *r, const char *why)
         return;
     r->done = true;
     ev_timer_stop(gw_w.loop, &r->idle);
+    pipe_close(&r->dir[0]);
+    pipe_close(&r->dir[1]);
     if (why != NULL)
         gw_log(GW_LOG_DEBUG, a, "relay ended: %s", why);
     a->relay = NULL;
@@ -72,8 +124,9 @@ static void relay_watchers(struct gw_relay *r)
 
     for (int i = 0; i < 2; i++) {
         struct gw_conn *c = cs[i], *o = other(r, c);
-        bool rd = (!c->eof && gw_buf_len(&o->out) == 0) || c->ssl_want_read;
-        bool wr = gw_buf_len(&c->out) > 0 || c->ssl_want_write;
+        bool rd = (!c->eof && gw_buf_len(&o->out) == 0 && dir_of(r, c)->in_pipe == 0) ||
+                  c->ssl_want_read;
+        bool wr = gw_buf_len(&c->out) > 0 || dir_of(r, o)->in_pipe > 0 || c->ssl_want_write;
         set_watcher(&c->rio, rd);
         set_watcher(&c->wio, wr);
     }
@@ -93,8 +146,17 @@ static void half_close(struct gw_conn *dst)
    bound. Returns -1 when the relay must end. */
 static int pump(struct gw_relay *r, struct gw_conn *src, struct gw_conn *dst)
 {
+    struct relay_dir *d = dir_of(r, src);
     bool moved = false;
 
+    if (d->in_pipe > 0) {
+        size_t before = d->in_pipe;
+        if (pipe_drain(d, dst) < 0)
+            return -1;
+        moved = d->in_pipe < before;
+        if (d->in_pipe > 0)
+            goto out;
+    }
     if (gw_buf_len(&dst->out) > 0) {
         if (gw_conn_flush(dst) < 0)
             return -1;
@@ -103,9 +165,30 @@ static int pump(struct gw_relay *r, struct gw_conn *src, struct gw_conn *dst)
         moved = true;
     }
     for (int i = 0; !src->eof && i < GW_RELAY_READS_PER_EV; i++) {
-        ssize_t n = src->tp->recv(src, scratch, sizeof(scratch));
-        ssize_t w;
+        ssize_t n, w;
 
+        if (d->pipe[0] >= 0) {
+            n = splice(src->fd, NULL, d->pipe[1], NULL, GW_RELAY_CHUNK,
+                       SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
+            if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+                pipe_close(d); /* the burst is over */
+                break;
+            }
+            if (n < 0)
+                return -1;
+            if (n == 0) {
+                src->eof = true;
+                break;
+            }
+            moved = true;
+            d->in_pipe = (size_t)n;
+            if (pipe_drain(d, dst) < 0)
+                return -1;
+            if (d->in_pipe > 0)
+                break; /* dst is full: wait for it */
+            continue;
+        }
+        n = src->tp->recv(src, scratch, sizeof(scratch));
         if (n == GW_IO_AGAIN)
             break;
         if (n == GW_IO_ERROR)
@@ -125,11 +208,14 @@ static int pump(struct gw_relay *r, struct gw_conn *src, struct gw_conn *dst)
                 return -1; /* cannot happen: n <= chunk < limit */
             break;
         }
+        if ((size_t)n == sizeof(scratch))
+            pipe_open(r, src, dst);
         if (i == GW_RELAY_READS_PER_EV - 1 && src->ssl != NULL && SSL_pending(src->ssl) > 0)
             ev_feed_event(gw_w.loop, &src->rio, EV_READ); /* decrypted bytes wait */
     }
-    if (src->eof && gw_buf_len(&dst->out) == 0)
+    if (src->eof && gw_buf_len(&dst->out) == 0 && d->in_pipe == 0)
         half_close(dst);
+out:
     if (moved && r->idle_ms > 0)
         ev_timer_again(gw_w.loop, &r->idle);
     return 0;
@@ -153,7 +239,8 @@ static void relay_step(struct gw_relay *r, struct gw_conn *c, int revents)
         }
     }
     /* Both directions shut and flushed: done. */
-    if (r->a->eof && r->b->eof && gw_buf_len(&r->a->out) == 0 && gw_buf_len(&r->b->out) == 0) {
+    if (r->a->eof && r->b->eof && gw_buf_len(&r->a->out) == 0 && gw_buf_len(&r->b->out) == 0 &&
+        r->dir[0].in_pipe == 0 && r->dir[1].in_pipe == 0) {
         relay_end(r, NULL);
         return;
     }
@@ -190,6 +277,8 @@ void gw_relay(struct gw_conn *client, struct gw_conn *upstream, long idle_timeou
 
     r->a = client;
     r->b = upstream;
+    r->dir[0].pipe[0] = r->dir[0].pipe[1] = -1;
+    r->dir[1].pipe[0] = r->dir[1].pipe[1] = -1;
     r->idle_ms = idle_timeout_ms;
     if (r->idle_ms <= 0 && client->listener != NULL)
         r->idle_ms = client->listener->proto->idle_timeout;
