@@ -142,8 +142,8 @@ struct gw_config {
  * needed to parse protocols.<name>), with gw_plugin_load().
  * On success returns 0 and *conf_r. On failure returns -1 and *errors_r, a
  * malloc'ed string of one "FILE:LINE:COL: message" line per error (lines
- * separated by '\n', no newline after the last; at most GW_CFG_MAX_ERRORS
- * listed). Every error in the file is reported, not only the first.
+ * separated by '\n', no newline after the last; past 100 errors, a last
+ * line counts the rest). Every error in the file is reported, not only the first.
  */
 int gw_config_load(const char *file, struct gw_config **conf_r, char **errors_r);
 

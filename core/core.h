@@ -155,9 +155,13 @@ struct gw_listener {
 };
 
 /* Bind every listener of every enabled protocol (in the master, before
-   forking). Returns 0, or -1 with *error_r. */
-int gw_listeners_open(struct gw_config *conf, struct gw_listener **ls_r, size_t *n_r,
-                      char **error_r);
+   forking); a socket of `old` (the running generation, on reload) with the
+   same address and transport is shared instead of bound again. Returns 0,
+   or -1 with *error_r. */
+int gw_listeners_open(struct gw_config *conf, const struct gw_listener *old, size_t nold,
+                      struct gw_listener **ls_r, size_t *n_r, char **error_r);
+/* Free TLS contexts, close sockets, free the array. */
+void gw_listeners_close(struct gw_listener **ls, size_t n);
 /* Build TLS contexts (master; also used by -t). */
 int gw_listeners_tls(struct gw_listener *ls, size_t n, const char *file, char **error_r);
 void gw_listeners_start(struct gw_listener *ls, size_t n);

@@ -20,8 +20,19 @@
 
 void gw_worker_datagrams(struct gw_listener *l);
 
-int gw_listeners_open(struct gw_config *conf, struct gw_listener **ls_r, size_t *n_r,
-                      char **error_r)
+/* A socket of the running generation bound to the same address and
+   transport, to be shared rather than bound again (reload). */
+static int reusable_fd(const struct gw_conf_listener *lc, const struct gw_listener *old, size_t nold)
+{
+    for (size_t i = 0; i < nold; i++)
+        if (old[i].conf->udp == lc->udp && old[i].conf->addrlen == lc->addrlen &&
+            memcmp(&old[i].conf->addr, &lc->addr, lc->addrlen) == 0)
+            return fcntl(old[i].fd, F_DUPFD_CLOEXEC, 0);
+    return -1;
+}
+
+int gw_listeners_open(struct gw_config *conf, const struct gw_listener *old, size_t nold,
+                      struct gw_listener **ls_r, size_t *n_r, char **error_r)
 {
     size_t total = 0, n = 0;
     struct gw_listener *ls;
@@ -39,6 +50,11 @@ int gw_listeners_open(struct gw_config *conf, struct gw_listener **ls_r, size_t 
 
             l->conf = lc;
             l->proto = p;
+            l->fd = reusable_fd(lc, old, nold);
+            if (l->fd >= 0) {
+                n++;
+                continue;
+            }
             l->fd = socket(lc->addr.ss_family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
             if (l->fd < 0) {
                 *error_r = gw_strfmt("%s:%u:%u: protocols.%s.listen: socket: %s", conf->file,
@@ -173,4 +189,19 @@ void gw_listeners_stop(struct gw_listener *ls, size_t n)
             ev_io_stop(gw_w.loop, &ls[i].io);
         ls[i].paused_full = false;
     }
+}
+
+void gw_listeners_close(struct gw_listener **lsp, size_t n)
+{
+    struct gw_listener *ls = *lsp;
+
+    if (ls == NULL)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        gw_tls_server_ctx_free(ls[i].ssl_ctx);
+        if (ls[i].fd >= 0)
+            close(ls[i].fd);
+    }
+    free(ls);
+    *lsp = NULL;
 }

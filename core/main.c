@@ -99,19 +99,13 @@ int main(int argc, char **argv)
         return rc < 0 ? 1 : 0;
     }
 
-    if (gw_listeners_open(conf, &ls, &nls, &errors) < 0 ||
+    if (gw_listeners_open(conf, NULL, 0, &ls, &nls, &errors) < 0 ||
         gw_listeners_tls(ls, nls, file, &errors) < 0) {
         fprintf(stderr, "%s\n", errors);
         free(errors);
         gw_config_free(&conf);
         return 1;
     }
-    rc = gw_master_run(conf, ls, nls);
-    for (size_t i = 0; i < nls; i++) {
-        gw_tls_server_ctx_free(ls[i].ssl_ctx);
-        close(ls[i].fd);
-    }
-    free(ls);
-    gw_config_free(&conf);
+    rc = gw_master_run(file, conf, ls, nls);
     return rc;
 }

@@ -219,6 +219,13 @@ static void stop_cb(struct ev_loop *loop, ev_signal *w, int revents)
     }
     gw_w.stopping = true;
     gw_listeners_stop(gw_w.listeners, gw_w.nlisteners);
+    /* Let go of the sockets: after a reload that dropped an address, the
+       kernel must stop accepting connections nobody will serve. */
+    for (size_t i = 0; i < gw_w.nlisteners; i++) {
+        if (gw_w.listeners[i].fd >= 0)
+            close(gw_w.listeners[i].fd);
+        gw_w.listeners[i].fd = -1;
+    }
     gw_log(GW_LOG_INFO, NULL, "stopping: draining %zu connection(s) for up to %ld ms",
            gw_conn_count(), gw_w.conf->shutdown_timeout);
     if (gw_conn_count() == 0) {
