@@ -66,7 +66,7 @@ int main(int argc, char **argv)
     }
     gw_log_init(GW_LOG_INFO, "master");
     if (gw_config_load(file, &conf, &errors) < 0) {
-        fputs(errors != NULL ? errors : "configuration error\n", stderr);
+        fprintf(stderr, "%s\n", errors != NULL ? errors : "configuration error");
         free(errors);
         return 1;
     }
