@@ -225,6 +225,7 @@ void gw_route_decide(const struct gw_route_input *in, struct gw_route *route_r, 
 void gw_log_init(enum gw_log_level level, const char *ident);
 void gw_log_set_worker(unsigned id);
 /* Log without connection context but with a free-form prefix. */
-void gw_logv(enum gw_log_level level, const struct gw_conn *c, const char *fmt, va_list ap);
+void gw_logv(enum gw_log_level level, const struct gw_conn *c, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
 
 #endif
