@@ -52,11 +52,28 @@
 #define USER_VERSION_MAX         99L
 #define PORT_MAX                 65535L
 #define NAME_MAX_LEN             32u   /* protocol and service names */
+#define HEALTH_INTERVAL_DEFAULT  (2 * MS_SECOND)
+#define HEALTH_INTERVAL_MIN      100L
+#define HEALTH_INTERVAL_MAX      MS_HOUR
+#define HEALTH_TIMEOUT_DEFAULT   (1 * MS_SECOND)
+#define HEALTH_TIMEOUT_MIN       50L
+#define HEALTH_TIMEOUT_MAX       MS_MINUTE
+#define HEALTH_RISE_DEFAULT      2L
+#define HEALTH_FALL_DEFAULT      2L
+#define HEALTH_COUNT_MAX         100L
+#define HOLD_DOWN_DEFAULT        (3 * MS_SECOND)
+#define HOLD_DOWN_MAX            MS_MINUTE
+#define MOVE_CLOSE_DEFAULT       (30 * MS_SECOND)
+#define MOVE_CLOSE_MAX           MS_HOUR
 
 static const char *const top_keys[] = {
     "workers", "plugin_dir", "log_level", "shutdown_timeout", "local_site", "auth",
-    "upstream", "directory", "locator", "sites", "protocols", NULL,
+    "upstream", "directory", "locator", "sites", "protocols", "admin", NULL,
 };
+static const char *const health_keys[] = {
+    "enabled", "interval", "timeout", "rise", "fall", "http_path", NULL,
+};
+static const char *const admin_keys[] = {"socket", NULL};
 static const char *const auth_keys[] = {
     "failure_delay", "cache_ttl", "negative_ttl", "cache_size", NULL,
 };
@@ -64,7 +81,9 @@ static const char *const upstream_keys[] = {
     "connect_timeout", "retries", "verify", "ca_file", NULL,
 };
 static const char *const site_keys[] = {"external_url", NULL};
-static const char *const locator_keys[] = {"source", "servers", "databases", "ldap", NULL};
+static const char *const locator_keys[] = {
+    "source", "servers", "databases", "ldap", "health", "hold_down", "move_close_window", NULL,
+};
 static const char *const server_keys[] = {"address", "site", "drain", "services", NULL};
 static const char *const service_keys[] = {"port", "tls", "sni", NULL};
 static const char *const database_keys[] = {"copies", "active", NULL};
@@ -192,6 +211,20 @@ static void parse_globals(struct gw_cfg *c, const yaml_node_t *root, struct gw_c
                          &conf->auth_negative_ttl);
         gw_cfg_get_value(c, v, "auth", "cache_size", GW_CONF_INT, 0, CACHE_SIZE_MAX,
                          &conf->auth_cache_size);
+    }
+
+    v = gw_cfg_get(c, root, "admin");
+    if (v != NULL && gw_cfg_map(c, v, "admin", admin_keys)) {
+        char *sock = NULL;
+        if (gw_cfg_get_value(c, v, "admin", "socket", GW_CONF_STRING, 0, 0, &sock) == 0 &&
+            sock != NULL) {
+            if (sock[0] == '\0' || strlen(sock) > 90)
+                gw_cfg_error(c, gw_cfg_pos(gw_cfg_get(c, v, "socket")),
+                             "admin.socket: must be a path of 1 to 90 characters");
+            free(conf->admin_socket);
+            conf->admin_socket = gw_cfg_resolve(c, sock);
+            free(sock);
+        }
     }
 
     v = gw_cfg_get(c, root, "upstream");
@@ -404,6 +437,34 @@ static void parse_databases(struct gw_cfg *c, const yaml_node_t *map, struct gw_
     }
 }
 
+static void parse_health(struct gw_cfg *c, const yaml_node_t *h, struct gw_config *conf)
+{
+    char *path = NULL;
+
+    if (h == NULL || !gw_cfg_map(c, h, "locator.health", health_keys))
+        return;
+    gw_cfg_get_value(c, h, "locator.health", "enabled", GW_CONF_BOOL, 0, 0,
+                     &conf->health_enabled);
+    gw_cfg_get_value(c, h, "locator.health", "interval", GW_CONF_DURATION, HEALTH_INTERVAL_MIN,
+                     HEALTH_INTERVAL_MAX, &conf->health_interval);
+    gw_cfg_get_value(c, h, "locator.health", "timeout", GW_CONF_DURATION, HEALTH_TIMEOUT_MIN,
+                     HEALTH_TIMEOUT_MAX, &conf->health_timeout);
+    gw_cfg_get_value(c, h, "locator.health", "rise", GW_CONF_INT, 1, HEALTH_COUNT_MAX,
+                     &conf->health_rise);
+    gw_cfg_get_value(c, h, "locator.health", "fall", GW_CONF_INT, 1, HEALTH_COUNT_MAX,
+                     &conf->health_fall);
+    if (gw_cfg_get_value(c, h, "locator.health", "http_path", GW_CONF_STRING, 0, 0, &path) == 0 &&
+        path != NULL) {
+        if (path[0] != '/' || strpbrk(path, " \r\n\t") != NULL)
+            gw_cfg_error(c, gw_cfg_pos(gw_cfg_get(c, h, "http_path")),
+                         "locator.health.http_path: must be an absolute path without spaces");
+        free(conf->health_http_path);
+        conf->health_http_path = path;
+    }
+    if (conf->health_timeout >= conf->health_interval)
+        gw_cfg_error(c, gw_cfg_pos(h), "locator.health: timeout must be shorter than interval");
+}
+
 static void parse_locator(struct gw_cfg *c, const yaml_node_t *root, struct gw_config *conf)
 {
     const yaml_node_t *loc = gw_cfg_get(c, root, "locator");
@@ -421,6 +482,11 @@ static void parse_locator(struct gw_cfg *c, const yaml_node_t *root, struct gw_c
     }
     parse_servers(c, gw_cfg_get(c, loc, "servers"), conf);
     parse_databases(c, gw_cfg_get(c, loc, "databases"), conf);
+    parse_health(c, gw_cfg_get(c, loc, "health"), conf);
+    gw_cfg_get_value(c, loc, "locator", "hold_down", GW_CONF_DURATION, 0, HOLD_DOWN_MAX,
+                     &conf->hold_down);
+    gw_cfg_get_value(c, loc, "locator", "move_close_window", GW_CONF_DURATION, 0,
+                     MOVE_CLOSE_MAX, &conf->move_close_window);
 }
 
 /* ---- directory ------------------------------------------------------ */
@@ -979,6 +1045,14 @@ static struct gw_config *config_create(const char *file)
     conf->upstream_verify = true;
     conf->dir_source = GW_DIR_STATIC;
     conf->loc_source = GW_LOC_STATIC;
+    conf->health_enabled = true;
+    conf->health_interval = HEALTH_INTERVAL_DEFAULT;
+    conf->health_timeout = HEALTH_TIMEOUT_DEFAULT;
+    conf->health_rise = HEALTH_RISE_DEFAULT;
+    conf->health_fall = HEALTH_FALL_DEFAULT;
+    conf->health_http_path = gw_strdup("/");
+    conf->hold_down = HOLD_DOWN_DEFAULT;
+    conf->move_close_window = MOVE_CLOSE_DEFAULT;
     return conf;
 }
 
@@ -1219,6 +1293,8 @@ void gw_config_free(struct gw_config **confp)
         free(s->site);
     }
     free(conf->servers);
+    free(conf->health_http_path);
+    free(conf->admin_socket);
     for (size_t i = 0; i < conf->ndatabases; i++) {
         struct gw_conf_database *d = &conf->databases[i];
 

@@ -135,6 +135,19 @@ struct gw_config {
 
     struct gw_conf_protocol *protocols;
     size_t nprotocols;
+
+    /* locator.health: probes per server and service */
+    bool health_enabled;
+    long health_interval;      /* ms between probes of one service */
+    long health_timeout;       /* ms a probe may take */
+    long health_rise;          /* consecutive successes to come up */
+    long health_fall;          /* consecutive failures to go down */
+    char *health_http_path;    /* GET path for http services */
+    long hold_down;            /* ms a login waits for a healthy copy */
+    long move_close_window;    /* ms over which sessions on a moved copy are closed */
+
+    /* admin: */
+    char *admin_socket;        /* unix socket path prefix (".N" per worker), or NULL */
 };
 
 /*

@@ -233,7 +233,7 @@ void gw_conn_update_io(struct gw_conn *c)
             want_read = true;
         break;
     case GW_MODE_CONNECT:
-        want_write = true;
+        want_write = c->fd >= 0; /* no socket while a login is held */
         break;
     case GW_MODE_HANDSHAKE:
         want_read = c->ssl_want_read;

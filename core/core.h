@@ -118,6 +118,15 @@ size_t gw_conn_count(void);
 /* Close every live connection (worker exit). */
 void gw_conn_close_all(void);
 
+/* A health probe: connect to route like an upstream, with `timeout_ms` for
+   the connect, no retry, no suspect marking and no log lines. NULL when the
+   connect failed at once. */
+struct gw_conn *gw_upstream_probe(const struct gw_route *route, const char *protocol,
+                                  long timeout_ms, gw_conn_handler *h, void *arg);
+
+/* The mailbox database an upstream was routed for (NULL for fixed routes). */
+const char *gw_upstream_database(const struct gw_conn *up);
+
 /* Buffered I/O entry points of connection modes, called by conn.c's io
    callback. */
 void gw_relay_io(struct gw_conn *c, int revents);
@@ -198,6 +207,17 @@ int gw_locator_init(const struct gw_config *conf, char **error_r);
 void gw_locator_deinit(void);
 /* Connect-failure feedback: the server refused or timed out. */
 void gw_locator_mark_suspect(const char *server, const char *protocol, const char *why);
+/* Operator actions (admin socket). Return 0, or -1 with *error_r. */
+int gw_locator_drain(const char *server, bool drain, const char **error_r);
+int gw_locator_set_active(const char *database, const char *server, const char **error_r);
+/* The database's active server as this worker sees it now. */
+const char *gw_locator_active(const struct gw_conf_database *db);
+/* One text block describing databases, their active copy, and every
+   server's health per service; malloc'ed. */
+char *gw_locator_describe(void);
+/* Close, spread over `window_ms`, the relayed sessions of `database` that
+   are on another server than `server`. Returns how many were scheduled. */
+size_t gw_relay_close_moved(const char *database, const char *server, long window_ms);
 
 /* The pure routing decision. `state` gives per-server health as the
    locator sees it; the function reads nothing else. */
@@ -215,10 +235,18 @@ struct gw_route_input {
     const char *protocol;
     unsigned flags;            /* GW_ROUTE_ALLOW_REDIRECT */
     const char *skip_server;   /* already tried, or NULL */
+    const char *active;        /* the database's active server now, or NULL for
+                                  the configured one */
 };
 /* Fills *route_r; reason strings are written to buf when refusing. */
 void gw_route_decide(const struct gw_route_input *in, struct gw_route *route_r, char *buf,
                      size_t bufsize);
+
+/* ---- admin socket ---------------------------------------------------- */
+
+/* Listen on "<admin.socket>.<id>" when configured (worker). */
+int gw_admin_start(const struct gw_config *conf, unsigned id);
+void gw_admin_stop(void);
 
 /* ---- log ------------------------------------------------------------- */
 

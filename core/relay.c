@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -31,7 +32,12 @@ struct gw_relay {
     ev_timer idle;
     long idle_ms;
     bool done;
+    char *database;             /* the mailbox database, for moves */
+    ev_timer move_close;        /* armed when the database's active copy moved */
+    struct gw_relay *next, *prev;
 };
+
+static struct gw_relay *relays;  /* every live relay of this worker */
 
 static char scratch[GW_RELAY_CHUNK];
 
@@ -85,6 +91,14 @@ static void relay_end(struct gw_relay *r, const char *why)
         return;
     r->done = true;
     ev_timer_stop(gw_w.loop, &r->idle);
+    ev_timer_stop(gw_w.loop, &r->move_close);
+    if (r->prev != NULL)
+        r->prev->next = r->next;
+    else
+        relays = r->next;
+    if (r->next != NULL)
+        r->next->prev = r->prev;
+    free(r->database);
     pipe_close(&r->dir[0]);
     pipe_close(&r->dir[1]);
     if (why != NULL)
@@ -270,6 +284,35 @@ static void relay_idle_cb(struct ev_loop *loop, ev_timer *w, int revents)
     relay_end(r, "idle timeout");
 }
 
+static void move_close_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct gw_relay *r = GW_CONTAINER_OF(w, struct gw_relay, move_close);
+
+    (void)loop;
+    (void)revents;
+    gw_log(GW_LOG_INFO, r->b, "closing: the active copy of %s moved", r->database);
+    relay_end(r, "active copy moved");
+}
+
+size_t gw_relay_close_moved(const char *database, const char *server, long window_ms)
+{
+    size_t n = 0;
+
+    for (struct gw_relay *r = relays; r != NULL; r = r->next) {
+        double delay;
+        if (r->database == NULL || strcmp(r->database, database) != 0 || r->b->server == NULL ||
+            strcmp(r->b->server, server) == 0 || ev_is_active(&r->move_close))
+            continue;
+        /* Spread the reconnections over the window so thousands of clients
+           do not arrive at the new copy in the same second. */
+        delay = window_ms > 0 ? (double)(random() % window_ms) / 1000.0 : 0.0;
+        ev_timer_set(&r->move_close, delay, 0.0);
+        ev_timer_start(gw_w.loop, &r->move_close);
+        n++;
+    }
+    return n;
+}
+
 void gw_relay(struct gw_conn *client, struct gw_conn *upstream, long idle_timeout_ms)
 {
     struct gw_relay *r = gw_calloc(1, sizeof(*r));
@@ -279,6 +322,13 @@ void gw_relay(struct gw_conn *client, struct gw_conn *upstream, long idle_timeou
     r->b = upstream;
     r->dir[0].pipe[0] = r->dir[0].pipe[1] = -1;
     r->dir[1].pipe[0] = r->dir[1].pipe[1] = -1;
+    ev_init(&r->move_close, move_close_cb);
+    if (upstream->upstream != NULL && gw_upstream_database(upstream) != NULL)
+        r->database = gw_strdup(gw_upstream_database(upstream));
+    r->next = relays;
+    if (relays != NULL)
+        relays->prev = r;
+    relays = r;
     r->idle_ms = idle_timeout_ms;
     if (r->idle_ms <= 0 && client->listener != NULL)
         r->idle_ms = client->listener->proto->idle_timeout;

@@ -49,12 +49,15 @@ void gw_route_decide(const struct gw_route_input *in, struct gw_route *r, char *
     }
 
     /* The active copy first, then the others in activation preference. */
-    if (db->active != NULL)
-        order[norder++] = server_index(conf, db->active);
-    for (size_t i = 0; i < db->ncopies && norder < 64; i++) {
-        size_t idx = server_index(conf, db->copies[i]);
-        if (db->active == NULL || strcmp(db->copies[i], db->active) != 0)
-            order[norder++] = idx;
+    {
+        const char *active = in->active != NULL ? in->active : db->active;
+        if (active != NULL)
+            order[norder++] = server_index(conf, active);
+        for (size_t i = 0; i < db->ncopies && norder < 64; i++) {
+            size_t idx = server_index(conf, db->copies[i]);
+            if (active == NULL || strcmp(db->copies[i], active) != 0)
+                order[norder++] = idx;
+        }
     }
 
     for (size_t k = 0; k < norder; k++) {

@@ -28,9 +28,16 @@ struct gw_upstream {
     void *arg;
     unsigned attempts;
     bool fixed;                 /* connect to route only; no other copy */
+    bool probe;                 /* a health probe: quiet, no suspect marking */
+    bool holding;               /* waiting for a healthy copy (hold-down) */
+    bool awaiting_greeting;     /* connected; the backend has not spoken yet */
+    long timeout_ms;            /* connect timeout */
+    unsigned long long hold_until;
     struct gw_route route;      /* points into the worker's config */
     char last_error[160];
 };
+
+#define GW_HOLD_POLL_MS 100   /* how often a held login asks the locator again */
 
 static const char *upstream_sni(const struct gw_upstream *u);
 
@@ -55,6 +62,11 @@ enum gw_tls_mode gw_upstream_tls(const struct gw_conn *up)
 const char *gw_upstream_server(const struct gw_conn *up)
 {
     return up->server;
+}
+
+const char *gw_upstream_database(const struct gw_conn *up)
+{
+    return up->upstream != NULL ? up->upstream->database : NULL;
 }
 
 /* Start a non-blocking connect to host:port. Returns the socket, or -1 with
@@ -108,6 +120,36 @@ static void fill_mailbox(const struct gw_upstream *u, struct gw_mailbox *m)
     m->version = u->version;
 }
 
+/* No copy can serve right now. A login may wait up to locator.hold_down
+   for one to become healthy (a failover costs a pause, not an error):
+   park the connection and ask the locator again every GW_HOLD_POLL_MS.
+   Returns 0 when parked, -1 when the wait is over or not allowed. */
+static int upstream_hold(struct gw_conn *c)
+{
+    struct gw_upstream *u = c->upstream;
+    unsigned long long now = gw_now_ms();
+
+    if (u->fixed || u->probe || gw_w.conf->hold_down <= 0 || u->database == NULL ||
+        gw_config_database(gw_w.conf, u->database) == NULL)
+        goto no;
+    if (u->hold_until == 0) {
+        u->hold_until = now + (unsigned long long)gw_w.conf->hold_down;
+        gw_log(GW_LOG_INFO, c, "no copy of %s can serve now; holding the login up to %ld ms",
+               u->database, gw_w.conf->hold_down);
+    }
+    if (now >= u->hold_until)
+        goto no;
+    u->holding = true;
+    c->mode = GW_MODE_CONNECT;
+    ev_timer_stop(gw_w.loop, &c->timer);
+    ev_timer_set(&c->timer, GW_HOLD_POLL_MS / 1000.0, 0.0);
+    ev_timer_start(gw_w.loop, &c->timer);
+    gw_conn_update_io(c);
+    return 0;
+no:
+    return -1;
+}
+
 /* Route and start connecting; tries further copies while connects fail
    synchronously. Returns 0 with c->fd connecting, or -1 (error in
    u->last_error). */
@@ -128,7 +170,7 @@ static int upstream_try(struct gw_conn *c)
             if (u->attempts == 0 || u->last_error[0] == '\0')
                 snprintf(u->last_error, sizeof(u->last_error), "%s",
                          u->route.reason != NULL ? u->route.reason : "no route");
-            return -1;
+            return upstream_hold(c);
         }
         u->attempts++;
         c->server = u->route.server;
@@ -139,15 +181,19 @@ static int upstream_try(struct gw_conn *c)
             if (c->fd >= 0)
                 close(c->fd);
             c->fd = fd;
+            c->eof = c->error = false;
+            gw_buf_consume(&c->in, gw_buf_len(&c->in));
             ev_io_set(&c->rio, fd, EV_READ);
             ev_io_set(&c->wio, fd, EV_WRITE);
             c->mode = GW_MODE_CONNECT;
             ev_timer_stop(gw_w.loop, &c->timer);
-            ev_timer_set(&c->timer, (double)gw_w.conf->connect_timeout / 1000.0, 0.0);
+            ev_timer_set(&c->timer, (double)u->timeout_ms / 1000.0, 0.0);
             ev_timer_start(gw_w.loop, &c->timer);
             gw_conn_update_io(c);
             return 0;
         }
+        if (u->probe)
+            return -1;
         gw_log(GW_LOG_WARN, c, "%s", u->last_error);
         gw_locator_mark_suspect(u->route.server, u->protocol, u->last_error);
     }
@@ -158,11 +204,14 @@ static void upstream_fail(struct gw_conn *c)
 {
     struct gw_upstream *u = c->upstream;
 
-    gw_log(GW_LOG_WARN, c, "no backend reachable for database %s after %u attempt(s): %s",
+    if (!u->probe)
+        gw_log(GW_LOG_WARN, c, "no backend reachable for database %s after %u attempt(s): %s",
            u->database != NULL ? u->database : "-", u->attempts, u->last_error);
     c->mode = GW_MODE_SESSION;
     c->error = true;
+    u->awaiting_greeting = false;
     ev_timer_stop(gw_w.loop, &c->timer);
+    gw_conn_set_handler(c, u->h, u->arg);
     gw_conn_update_io(c);
     gw_conn_emit(c, GW_EV_ERROR);
 }
@@ -173,8 +222,10 @@ static void upstream_retry(struct gw_conn *c, const char *why)
     struct gw_upstream *u = c->upstream;
 
     snprintf(u->last_error, sizeof(u->last_error), "%s:%u: %s", u->route.host, u->route.port, why);
-    gw_log(GW_LOG_WARN, c, "backend %s failed: %s", u->route.server, u->last_error);
-    gw_locator_mark_suspect(u->route.server, u->protocol, why);
+    if (!u->probe) {
+        gw_log(GW_LOG_WARN, c, "backend %s failed: %s", u->route.server, u->last_error);
+        gw_locator_mark_suspect(u->route.server, u->protocol, why);
+    }
     if (c->ssl != NULL) {
         SSL_free(c->ssl);
         c->ssl = NULL;
@@ -182,6 +233,52 @@ static void upstream_retry(struct gw_conn *c, const char *why)
     }
     if (upstream_try(c) < 0)
         upstream_fail(c);
+}
+
+static bool server_first(const char *protocol)
+{
+    for (size_t i = 0; i < gw_w.conf->nprotocols; i++)
+        if (strcmp(gw_w.conf->protocols[i].name, protocol) == 0)
+            return gw_w.conf->protocols[i].plugin != NULL &&
+                   (gw_w.conf->protocols[i].plugin->flags & GW_PLUGIN_SERVER_FIRST) != 0;
+    return false;
+}
+
+/* The handler while waiting for a server-first backend's greeting. */
+static void greeting_event(struct gw_conn *c, enum gw_conn_event ev, void *arg)
+{
+    struct gw_upstream *u = c->upstream;
+
+    (void)arg;
+    if (ev == GW_EV_READ && gw_conn_pending(c) > 0) {
+        u->awaiting_greeting = false;
+        gw_conn_set_timeout(c, 0);
+        gw_conn_set_handler(c, u->h, u->arg);
+        gw_conn_emit(c, GW_EV_CONNECTED);
+        if (!c->closed && c->mode == GW_MODE_SESSION && c->handler == u->h &&
+            gw_conn_pending(c) > 0)
+            gw_conn_emit(c, GW_EV_READ);
+        return;
+    }
+    if (ev == GW_EV_READ)
+        return;
+    upstream_retry(c, ev == GW_EV_TIMEOUT ? "no greeting in time" : "closed before greeting");
+}
+
+/* Connected (and TLS done): tell the plugin, or first wait for the
+   greeting of a backend that speaks first. */
+static void upstream_ready(struct gw_conn *c)
+{
+    struct gw_upstream *u = c->upstream;
+
+    if (!u->probe && server_first(u->protocol)) {
+        u->awaiting_greeting = true;
+        gw_conn_set_handler(c, greeting_event, NULL);
+        gw_conn_set_timeout(c, u->timeout_ms);
+        gw_conn_update_io(c);
+        return;
+    }
+    gw_conn_emit(c, GW_EV_CONNECTED);
 }
 
 static void upstream_connected(struct gw_conn *c)
@@ -199,7 +296,7 @@ static void upstream_connected(struct gw_conn *c)
     }
     c->mode = GW_MODE_SESSION;
     gw_conn_update_io(c);
-    gw_conn_emit(c, GW_EV_CONNECTED);
+    upstream_ready(c);
 }
 
 static const char *upstream_sni(const struct gw_upstream *u)
@@ -239,7 +336,7 @@ void gw_upstream_handshake_done(struct gw_conn *c, bool ok)
         upstream_retry(c, "TLS handshake failed");
         return;
     }
-    gw_conn_emit(c, GW_EV_CONNECTED);
+    upstream_ready(c);
 }
 
 void gw_upstream_io(struct gw_conn *c, int revents)
@@ -247,6 +344,12 @@ void gw_upstream_io(struct gw_conn *c, int revents)
     int err = 0;
     socklen_t len = sizeof(err);
 
+    if (revents == 0 && c->upstream->holding) {
+        c->upstream->holding = false;
+        if (upstream_try(c) < 0)
+            upstream_fail(c);
+        return;
+    }
     if (revents == 0) {
         upstream_retry(c, "connect timed out");
         return;
@@ -272,6 +375,7 @@ static struct gw_conn *upstream_new(struct gw_conn *client, const char *protocol
     u->protocol = protocol;
     u->h = h;
     u->arg = arg;
+    u->timeout_ms = gw_w.conf->connect_timeout;
     c->upstream = u;
     c->client = client;
     gw_conn_set_handler(c, h, arg);
@@ -322,4 +426,20 @@ struct gw_conn *gw_upstream_connect_route(struct gw_conn *client, const struct g
     c->upstream->fixed = true;
     c->upstream->route = *route;
     return upstream_start(c, error_r);
+}
+
+struct gw_conn *gw_upstream_probe(const struct gw_route *route, const char *protocol,
+                                  long timeout_ms, gw_conn_handler *h, void *arg)
+{
+    struct gw_conn *c = upstream_new(NULL, protocol, h, arg);
+
+    c->upstream->fixed = true;
+    c->upstream->probe = true;
+    c->upstream->timeout_ms = timeout_ms;
+    c->upstream->route = *route;
+    if (upstream_try(c) < 0) {
+        gw_conn_close(c);
+        return NULL;
+    }
+    return c;
 }

@@ -219,6 +219,7 @@ static void stop_cb(struct ev_loop *loop, ev_signal *w, int revents)
     }
     gw_w.stopping = true;
     gw_listeners_stop(gw_w.listeners, gw_w.nlisteners);
+    gw_admin_stop();
     /* Let go of the sockets: after a reload that dropped an address, the
        kernel must stop accepting connections nobody will serve. */
     for (size_t i = 0; i < gw_w.nlisteners; i++) {
@@ -254,6 +255,7 @@ int gw_worker_run(struct gw_config *conf, struct gw_listener *ls, size_t nls, un
     }
     gw_log_set_worker(id);
     signal(SIGPIPE, SIG_IGN);
+    srandom((unsigned)getpid() ^ (unsigned)ev_time());
 
     gw_w.client_ssl_ctx = gw_tls_client_ctx_create(conf, &err);
     if (gw_w.client_ssl_ctx == NULL)
@@ -291,10 +293,12 @@ int gw_worker_run(struct gw_config *conf, struct gw_listener *ls, size_t nls, un
     ev_unref(gw_w.loop);
 
     gw_listeners_start(ls, nls);
+    gw_admin_start(conf, id);
     gw_log(GW_LOG_INFO, NULL, "worker %u serving %zu listener(s)", id, nls);
     ev_run(gw_w.loop, 0);
 
     gw_listeners_stop(ls, nls);
+    gw_admin_stop();
     gw_conn_close_all();
     for (size_t i = 0; i < conf->nprotocols; i++)
         if (conf->protocols[i].plugin->stop != NULL)

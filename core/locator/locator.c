@@ -1,19 +1,24 @@
 /*
  * The active-copy locator, per worker. Source: static (gateway.yaml). It
- * keeps each server's state (drain from the config, suspect after a failed
- * connect) and answers gw_route() through the pure gw_route_decide().
+ * keeps each server's runtime state -- health from the probes (health.c),
+ * drain (configured, or set by an operator), suspect after a failed
+ * connect -- and each database's active copy (configured, or moved by an
+ * operator's switchover), and answers gw_route() through the pure
+ * gw_route_decide().
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "core.h"
+#include "../core.h"
+#include "health.h"
 
 #define GW_SUSPECT_MS 10000  /* a server that refused is avoided this long */
 
 static struct gw_server_state *states;
 static unsigned long long *suspect_until;
 static bool *drain_flag;          /* drain as configured or set at runtime */
+static const char **active;       /* per database: active server name (config strings) */
 static size_t nstates;
 static const struct gw_config *lconf;
 
@@ -25,35 +30,81 @@ int gw_locator_init(const struct gw_config *conf, char **error_r)
     states = gw_calloc(nstates, sizeof(*states));
     suspect_until = gw_calloc(nstates, sizeof(*suspect_until));
     drain_flag = gw_calloc(nstates, sizeof(*drain_flag));
+    active = gw_calloc(conf->ndatabases, sizeof(*active));
     for (size_t i = 0; i < nstates; i++) {
         states[i].conf = &conf->servers[i];
-        states[i].drain = conf->servers[i].drain;
         drain_flag[i] = conf->servers[i].drain;
     }
+    for (size_t i = 0; i < conf->ndatabases; i++)
+        active[i] = conf->databases[i].active;
+    gw_health_start(conf);
     return 0;
 }
 
 void gw_locator_deinit(void)
 {
+    gw_health_stop();
     free(states);
     free(suspect_until);
     free(drain_flag);
-    drain_flag = NULL;
+    free(active);
     states = NULL;
     suspect_until = NULL;
+    drain_flag = NULL;
+    active = NULL;
     nstates = 0;
+}
+
+static long server_index(const char *name)
+{
+    for (size_t i = 0; i < nstates; i++)
+        if (strcmp(states[i].conf->name, name) == 0)
+            return (long)i;
+    return -1;
 }
 
 void gw_locator_mark_suspect(const char *server, const char *protocol, const char *why)
 {
+    long i = server_index(server);
+
     (void)protocol;
     (void)why;
+    if (i >= 0)
+        suspect_until[i] = gw_now_ms() + GW_SUSPECT_MS;
+}
+
+const char *gw_locator_active(const struct gw_conf_database *db)
+{
+    size_t i = (size_t)(db - lconf->databases);
+
+    return i < lconf->ndatabases ? active[i] : db->active;
+}
+
+/* Bring the per-server view up to date for one protocol. */
+static void refresh_states(const char *protocol)
+{
+    unsigned long long now = gw_now_ms();
+
     for (size_t i = 0; i < nstates; i++) {
-        if (strcmp(states[i].conf->name, server) == 0) {
-            suspect_until[i] = gw_now_ms() + GW_SUSPECT_MS;
-            states[i].suspect = true;
-        }
+        states[i].suspect = suspect_until[i] > now;
+        states[i].drain = drain_flag[i];
+        states[i].down = !gw_health_up(states[i].conf, protocol);
     }
+}
+
+static void route_input(struct gw_route_input *in, const struct gw_mailbox *mbox,
+                        const char *protocol, unsigned flags)
+{
+    const struct gw_conf_database *db = gw_config_database(lconf, mbox->database);
+
+    memset(in, 0, sizeof(*in));
+    in->conf = lconf;
+    in->servers = states;
+    in->database = mbox->database;
+    in->site = mbox->site;
+    in->protocol = protocol;
+    in->flags = flags;
+    in->active = db != NULL ? gw_locator_active(db) : NULL;
 }
 
 void gw_route(const struct gw_mailbox *mbox, const char *protocol, unsigned flags,
@@ -61,29 +112,21 @@ void gw_route(const struct gw_mailbox *mbox, const char *protocol, unsigned flag
 {
     static char reason[512];
     struct gw_route_input in;
-    unsigned long long now = gw_now_ms();
     bool all_suspect = true;
     const struct gw_conf_database *db = gw_config_database(lconf, mbox->database);
 
-    for (size_t i = 0; i < nstates; i++)
-        states[i].suspect = suspect_until[i] > now;
-    memset(&in, 0, sizeof(in));
-    in.conf = lconf;
-    in.servers = states;
-    in.database = mbox->database;
-    in.site = mbox->site;
-    in.protocol = protocol;
-    in.flags = flags;
+    refresh_states(protocol);
+    route_input(&in, mbox, protocol, flags);
     gw_route_decide(&in, route_r, reason, sizeof(reason));
     if (route_r->kind != GW_ROUTE_REFUSE || db == NULL)
         return;
-    /* Every copy is suspect (say, all refused once during a restart):
-       suspicion is only a hint, so try them again rather than refuse. */
-    for (size_t c = 0; c < db->ncopies; c++)
-        for (size_t i = 0; i < nstates; i++)
-            if (strcmp(states[i].conf->name, db->copies[c]) == 0 &&
-                (!states[i].suspect || states[i].drain || states[i].down))
-                all_suspect = false;
+    /* Every usable copy is only suspect (say, all refused once during a
+       restart): suspicion is a hint, so try them again rather than refuse. */
+    for (size_t c = 0; c < db->ncopies; c++) {
+        long i = server_index(db->copies[c]);
+        if (i >= 0 && (!states[i].suspect || states[i].drain || states[i].down))
+            all_suspect = false;
+    }
     if (!all_suspect)
         return;
     for (size_t i = 0; i < nstates; i++)
@@ -96,52 +139,35 @@ size_t gw_route_all(const struct gw_mailbox *mbox, const char *protocol,
 {
     static char reason[512];
     struct gw_route_input in;
-    unsigned long long now = gw_now_ms();
-    const char *skipped[64];
     size_t n = 0;
 
-    for (size_t i = 0; i < nstates; i++)
-        states[i].suspect = suspect_until[i] > now;
-    memset(&in, 0, sizeof(in));
-    in.conf = lconf;
-    in.servers = states;
-    in.database = mbox->database;
-    in.site = mbox->site;
-    in.protocol = protocol;
+    refresh_states(protocol);
+    route_input(&in, mbox, protocol, 0);
     /* Ask again with each found server hidden, until nothing is left. */
-    while (n < max && n < 64) {
+    while (n < max) {
         struct gw_route r;
-        bool seen = false;
+        long i;
+
         gw_route_decide(&in, &r, reason, sizeof(reason));
         if (r.kind != GW_ROUTE_PROXY)
             break;
-        for (size_t k = 0; k < n; k++)
-            if (strcmp(skipped[k], r.server) == 0)
-                seen = true;
-        if (seen)
-            break;
-        routes_r[n] = r;
-        skipped[n] = r.server;
-        n++;
-        /* hide it: mark the state drained for the next round */
-        for (size_t i = 0; i < nstates; i++)
-            if (strcmp(states[i].conf->name, r.server) == 0)
-                states[i].drain = true;
+        routes_r[n++] = r;
+        i = server_index(r.server);
+        if (i < 0 || states[i].drain)
+            break; /* cannot happen; never loop */
+        states[i].drain = true;
     }
-    /* restore drain flags from the configuration and runtime */
-    for (size_t i = 0; i < nstates; i++)
-        states[i].drain = drain_flag[i];
     return n;
 }
 
 size_t gw_servers_for(const char *protocol, struct gw_route *routes_r, size_t max)
 {
-    unsigned long long now = gw_now_ms();
     size_t n = 0;
 
+    refresh_states(protocol);
     for (size_t i = 0; i < nstates && n < max; i++) {
         const struct gw_conf_service *svc = gw_config_service(states[i].conf, protocol);
-        if (svc == NULL || drain_flag[i] || states[i].down || suspect_until[i] > now)
+        if (svc == NULL || states[i].drain || states[i].down || states[i].suspect)
             continue;
         memset(&routes_r[n], 0, sizeof(routes_r[n]));
         routes_r[n].kind = GW_ROUTE_PROXY;
@@ -152,4 +178,80 @@ size_t gw_servers_for(const char *protocol, struct gw_route *routes_r, size_t ma
         n++;
     }
     return n;
+}
+
+int gw_locator_drain(const char *server, bool drain, const char **error_r)
+{
+    long i = server_index(server);
+
+    if (i < 0) {
+        *error_r = "no such server";
+        return -1;
+    }
+    if (drain_flag[i] != drain)
+        gw_log(GW_LOG_WARN, NULL, "server %s %s by operator", server,
+               drain ? "drained" : "undrained");
+    drain_flag[i] = drain;
+    return 0;
+}
+
+int gw_locator_set_active(const char *database, const char *server, const char **error_r)
+{
+    const struct gw_conf_database *db = gw_config_database(lconf, database);
+    const char *name = NULL;
+    size_t di;
+
+    if (db == NULL) {
+        *error_r = "no such database";
+        return -1;
+    }
+    for (size_t c = 0; c < db->ncopies; c++)
+        if (strcmp(db->copies[c], server) == 0)
+            name = db->copies[c];
+    if (name == NULL) {
+        *error_r = "server holds no copy of that database";
+        return -1;
+    }
+    di = (size_t)(db - lconf->databases);
+    if (strcmp(active[di], name) == 0)
+        return 0;
+    gw_log(GW_LOG_WARN, NULL, "database %s: active copy moved from %s to %s", database,
+           active[di], name);
+    active[di] = name;
+    {
+        size_t n = gw_relay_close_moved(database, name, lconf->move_close_window);
+        if (n > 0)
+            gw_log(GW_LOG_INFO, NULL,
+                   "database %s: closing %zu session(s) on the old copy over %ld ms", database, n,
+                   lconf->move_close_window);
+    }
+    return 0;
+}
+
+char *gw_locator_describe(void)
+{
+    char *out = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&out, &len);
+
+    if (f == NULL)
+        return gw_strdup("out of memory\n");
+    for (size_t d = 0; d < lconf->ndatabases; d++) {
+        const struct gw_conf_database *db = &lconf->databases[d];
+        fprintf(f, "database %s active %s copies", db->name, active[d]);
+        for (size_t c = 0; c < db->ncopies; c++)
+            fprintf(f, " %s", db->copies[c]);
+        fputc('\n', f);
+    }
+    for (size_t i = 0; i < nstates; i++) {
+        const struct gw_conf_server *srv = states[i].conf;
+        fprintf(f, "server %s %s%s%s", srv->name, srv->address, drain_flag[i] ? " draining" : "",
+                suspect_until[i] > gw_now_ms() ? " suspect" : "");
+        for (size_t j = 0; j < srv->nservices; j++)
+            fprintf(f, " %s:%u=%s", srv->services[j].protocol, srv->services[j].port,
+                    gw_health_detail(srv, srv->services[j].protocol));
+        fputc('\n', f);
+    }
+    fclose(f);
+    return out;
 }

@@ -116,6 +116,10 @@ size_t gw_route_all(const struct gw_mailbox *mbox, const char *protocol,
    e.g. round robin). Returns the count written (at most max). */
 size_t gw_servers_for(const char *protocol, struct gw_route *routes_r, size_t max);
 
+/* The last greeting line the health checks read from `server`'s service
+   for `protocol` (e.g. an IMAP "* OK [CAPABILITY ...]"), or NULL. */
+const char *gw_backend_greeting(const char *server, const char *protocol);
+
 /* ---- upstream ------------------------------------------------------- */
 
 /*

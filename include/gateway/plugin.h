@@ -7,7 +7,7 @@
  * build signature differs from its own.
  *
  * ABI log (fields are only ever appended):
- *   1  first version: conf keys, start/accept/stop, datagram hook.
+ *   1  first version: conf keys, start/accept/stop, datagram hook, flags.
  */
 #ifndef GW_PLUGIN_H
 #define GW_PLUGIN_H
@@ -74,7 +74,16 @@ struct gw_plugin {
     void (*accept)(struct gw_plugin_ctx *ctx, struct gw_conn *client);
     void (*stop)(struct gw_plugin_ctx *ctx);
     void (*datagram)(struct gw_plugin_ctx *ctx, struct gw_datagram *dg);
+    unsigned flags;          /* GW_PLUGIN_* */
 };
+
+/* Backends speak first (POP3, IMAP greetings): gw_upstream_connect()
+   delivers GW_EV_CONNECTED only once the first bytes of the greeting have
+   arrived (within upstream.connect_timeout), and a backend that accepts but
+   never greets -- hung, overloaded -- is marked suspect and the next copy
+   tried, exactly as for a refused connect. The greeting is then in the
+   input buffer: GW_EV_READ follows GW_EV_CONNECTED at once. */
+#define GW_PLUGIN_SERVER_FIRST 0x1
 
 /* Mark the descriptor so it is exported from a -fvisibility=hidden build:
      GW_EXPORT const struct gw_plugin gw_plugin = { ... };          */
