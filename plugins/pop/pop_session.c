@@ -132,12 +132,20 @@ static void pop_forget_login(struct pop_session *s)
     s->login_user = NULL;
 }
 
+/* See struct pop_worker: have the loop free what we just closed. */
+static void pop_kick_reaper(const struct pop_session *s)
+{
+    if (s->worker != NULL && s->worker->reap_kick != NULL)
+        gw_timer_start(s->worker->reap_kick, 0);
+}
+
 static void pop_backend_close(struct pop_session *s)
 {
     if (s->upstream != NULL) {
         gw_conn_set_handler(s->upstream, NULL, NULL);
         gw_conn_close(s->upstream);
         s->upstream = NULL;
+        pop_kick_reaper(s);
     }
     s->be_state = POP_BE_NONE;
 }
@@ -171,6 +179,7 @@ static void pop_client_abort(struct pop_session *s)
     if (c != NULL) {
         gw_conn_set_handler(c, NULL, NULL);
         gw_conn_close(c);
+        pop_kick_reaper(s);
     }
     pop_session_release(s);
 }
@@ -190,6 +199,7 @@ static void pop_client_finish(struct pop_session *s, const char *reply)
     /* The login deadline may have passed already: bound the last write. */
     gw_conn_set_timeout(c, POP_CLOSE_FLUSH_MS);
     gw_conn_close_after_write(c);
+    pop_kick_reaper(s);
     pop_session_release(s);
 }
 
@@ -275,8 +285,10 @@ static void pop_backend_fail(struct pop_session *s, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(why, sizeof(why), fmt, ap);
     va_end(ap);
+    /* The connection's log context already names the user and backend;
+       the server is repeated because it is what operators grep for. */
     gw_log(GW_LOG_WARN, s->upstream != NULL ? s->upstream : s->client,
-           "login failed: user=%s: backend %s: %s", s->login_user != NULL ? s->login_user : "?",
+           "login failed: backend %s: %s",
            s->upstream != NULL ? gw_upstream_server(s->upstream) : "-", why);
     pop_login_failed(s, "-ERR [SYS/TEMP] Backend unavailable, try again later.");
 }
@@ -380,6 +392,7 @@ static void pop_backend_prelogin(struct pop_session *s, bool capa_known)
     }
     if (s->be_xclient) {
         peer = gw_conn_peer(s->client);
+        gw_log(GW_LOG_DEBUG, s->upstream, "forwarding the client address with XCLIENT");
         (void)pop_backend_sent(s,
                                gw_conn_printf(s->upstream, "XCLIENT ADDR=%s PORT=%u\r\n",
                                               peer->addr, peer->port),
@@ -405,8 +418,8 @@ static void pop_backend_refused(struct pop_session *s, const struct pop_status *
     char text[POP_REPLY_MAX - 2];
 
     pop_sanitize(line, len, text, sizeof(text));
-    gw_log(GW_LOG_INFO, s->upstream, "login failed: user=%s: backend %s refused: %s",
-           s->login_user, gw_upstream_server(s->upstream), text);
+    gw_log(GW_LOG_INFO, s->upstream, "login failed: backend %s refused: %s",
+           gw_upstream_server(s->upstream), text);
     /* Response codes meant for the client (RFC 2449, 3206) pass through;
        anything else is a disagreement between directory and backend. */
     if (st != NULL && st->kind == POP_STATUS_ERR &&
@@ -422,8 +435,7 @@ static void pop_backend_done(struct pop_session *s, const char *line, size_t len
 {
     struct gw_conn *client = s->client, *up = s->upstream;
 
-    gw_log(GW_LOG_INFO, client, "login ok: user=%s method=%s backend=%s", s->login_user,
-           s->sasl ? "AUTH PLAIN" : "USER", gw_upstream_server(up));
+    gw_log(GW_LOG_INFO, client, "login ok: method=%s", s->sasl ? "AUTH PLAIN" : "USER");
     if (gw_conn_write(client, line, len) < 0 || gw_conn_write(client, "\r\n", 2) < 0) {
         pop_client_abort(s);
         return;
@@ -632,8 +644,8 @@ static void pop_backend_start(struct pop_session *s, const struct gw_mailbox *mb
     up = gw_upstream_connect(s->client, mbox, POP_PROTOCOL, pop_upstream_event, s, &error);
     if (up == NULL) {
         if (s->state == POP_STATE_BACKEND && s->be_state == POP_BE_CONNECTING) {
-            gw_log(GW_LOG_WARN, s->client, "login failed: user=%s: no backend: %s",
-                   s->login_user, error != NULL ? error : "unknown reason");
+            gw_log(GW_LOG_WARN, s->client, "login failed: no backend: %s",
+                   error != NULL ? error : "unknown reason");
             pop_login_failed(s, "-ERR [SYS/TEMP] No server available, try again later.");
         }
         return;
