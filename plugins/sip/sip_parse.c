@@ -267,9 +267,13 @@ enum sip_parse_result sip_frame(struct sip_framer *f, const char *buf, size_t le
 
 enum sip_parse_result sip_uri_parse(struct sip_slice s, struct sip_uri *uri_r)
 {
-    const char *p = s.ptr, *end = s.ptr + s.len, *colon, *at, *h;
+    const char *p, *end, *colon, *at, *h;
 
     memset(uri_r, 0, sizeof(*uri_r));
+    if (s.ptr == NULL)
+        return SIP_PARSE_BAD;
+    p = s.ptr;
+    end = p + s.len;
     colon = s.len > 0 ? memchr(p, ':', s.len) : NULL;
     if (colon == NULL || colon == p)
         return SIP_PARSE_BAD;
@@ -328,8 +332,12 @@ enum sip_parse_result sip_uri_parse(struct sip_slice s, struct sip_uri *uri_r)
 
 enum sip_parse_result sip_name_addr_uri(struct sip_slice value, struct sip_slice *uri_r)
 {
-    const char *p = value.ptr, *end = value.ptr + value.len, *q;
+    const char *p, *end, *q;
 
+    if (value.ptr == NULL)
+        return SIP_PARSE_BAD;
+    p = value.ptr;
+    end = p + value.len;
     p = skip_lws(p, end);
     /* name-addr: an optional display name (quoted or tokens), then <uri> */
     for (q = p; q < end; q++) {
@@ -361,9 +369,13 @@ enum sip_parse_result sip_name_addr_uri(struct sip_slice value, struct sip_slice
 
 bool sip_header_param(struct sip_slice value, const char *name, struct sip_slice *value_r)
 {
-    const char *p = value.ptr, *end = value.ptr + value.len, *params = NULL;
+    const char *p, *end, *params = NULL;
     bool angle = false;
 
+    if (value.ptr == NULL)
+        return false;
+    p = value.ptr;
+    end = p + value.len;
     /* Find where the header parameters start: after '>' for a name-addr,
        at the first ';' for an addr-spec. */
     for (const char *q = p; q < end; q++) {
@@ -434,11 +446,13 @@ static int hex_val(char c)
 
 long sip_uri_user_key(const struct sip_uri *uri, char *out, size_t outsize)
 {
-    const char *p = uri->user.ptr, *end = uri->user.ptr + uri->user.len;
+    const char *p, *end;
     size_t n = 0;
 
-    if (outsize == 0)
+    if (outsize == 0 || uri->user.ptr == NULL || uri->user.len == 0)
         return -1;
+    p = uri->user.ptr;
+    end = p + uri->user.len;
     if (uri->scheme != SIP_SCHEME_TEL) {
         const char *semi = p != NULL ? memchr(p, ';', uri->user.len) : NULL;
         if (semi != NULL)

@@ -198,15 +198,14 @@ void sip_reply_contact(struct sip_out *o, const char *user, const char *host, un
         char tmp[16];
         int n;
 
-        if (q >= 1000)
+        if (q >= 1000) {
             n = snprintf(tmp, sizeof(tmp), ";q=1.0");
-        else
+        } else {
             n = snprintf(tmp, sizeof(tmp), ";q=0.%03d", q);
-        /* RFC 3261 qvalue: at most three decimals; drop trailing zeros */
-        while (n > 5 && tmp[n - 1] == '0')
-            n--;
-        if (tmp[n - 1] == '.')
-            n--;
+            /* RFC 3261 qvalue: at most three decimals; drop trailing zeros */
+            while (n > 6 && tmp[n - 1] == '0')
+                n--;
+        }
         sip_out_mem(o, tmp, (size_t)n);
     }
     sip_out_str(o, "\r\n");

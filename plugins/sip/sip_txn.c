@@ -77,6 +77,8 @@ uint64_t sip_hash(const struct sip_worker *w, const void *data, size_t len)
 
 static void put(char *out, size_t outsize, size_t *n, const char *p, size_t len)
 {
+    if (len == 0)
+        return;
     if (*n + len > outsize) {
         *n = outsize + 1;   /* mark overflow */
         return;
