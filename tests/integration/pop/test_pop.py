@@ -21,6 +21,7 @@ import time
 import unittest
 import poplib
 
+sys.dont_write_bytecode = True   # no __pycache__ in the source tree
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "support"))
 import gwtest as g  # noqa: E402
 
@@ -420,6 +421,21 @@ class PopTest(GatewayCase):
             p.starttls(self.ctx)
             r = p.cmd("PASS secret-alice")
             self.assertErr(r, "PASS after STLS with USER only sent before TLS")
+
+    # -- what the backend sees --
+
+    def test_xclient_tells_backend_the_client_address(self):
+        # xclient: true, and Dovecot trusts 127.0.0.0/8: the backend's login
+        # line shows the real client (127.0.0.2), not the gateway.
+        with Pop(self.ports["plain"], source="127.0.0.2") as p:
+            self.assertOk(p.login("bob", "secret-bob"))
+            self.assertOk(p.cmd("QUIT"))
+        log = self.backends["mbx2"].log_path
+
+        def logged():
+            with open(log) as f:
+                return re.search(r"Login: user=<bob>.*rip=127\.0\.0\.2\b", f.read())
+        self.assertTrue(g.wait_until(logged, 5.0), "mbx2 did not log rip=127.0.0.2 for bob")
 
     # -- SASL --
 
