@@ -19,7 +19,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+
 #include "config_yaml.h"
+#include "ldap/ldap_util.h"
 #include "plugin_loader.h"
 
 /* ---- limits and defaults (docs/configuration.md lists them) ----------- */
@@ -75,7 +78,8 @@ static const char *const health_keys[] = {
 };
 static const char *const admin_keys[] = {"socket", NULL};
 static const char *const auth_keys[] = {
-    "failure_delay", "cache_ttl", "negative_ttl", "cache_size", NULL,
+    "failure_delay", "cache_ttl", "negative_ttl", "cache_size", "stale_if_error", "penalty",
+    NULL,
 };
 static const char *const upstream_keys[] = {
     "connect_timeout", "retries", "verify", "ca_file", NULL,
@@ -168,6 +172,378 @@ static void get_site(struct gw_cfg *c, const struct gw_config *conf, const yaml_
     }
 }
 
+/* ---- auth.stale_if_error, auth.penalty, directory.ldap ----------------- */
+
+#define STALE_DEFAULT            MS_HOUR
+#define PENALTY_AFTER_DEFAULT    3L
+#define PENALTY_DELAY_DEFAULT    MS_SECOND
+#define PENALTY_MAX_DEFAULT      (15 * MS_SECOND)
+#define PENALTY_MAX_MAX          (5 * MS_MINUTE)
+#define LOCKOUT_USER_DEFAULT     10L
+#define LOCKOUT_IP_DEFAULT       100L
+#define LOCKOUT_TIME_DEFAULT     (5 * MS_MINUTE)
+#define PENALTY_WINDOW_DEFAULT   (15 * MS_MINUTE)
+#define PENALTY_COUNT_MAX        1000000L
+#define LDAP_TIMEOUT_DEFAULT     (5 * MS_SECOND)
+#define LDAP_TIMEOUT_MIN         100L
+#define LDAP_TIMEOUT_MAX         MS_MINUTE
+#define LDAP_BACKOFF_MIN_DEFAULT MS_SECOND
+#define LDAP_BACKOFF_MAX_DEFAULT (30 * MS_SECOND)
+#define LDAP_CONNECTIONS_DEFAULT 2L
+#define LDAP_CONNECTIONS_MAX     64L
+#define LDAP_URIS_MAX            16u
+#define LDAP_PASSWORD_MAX        1024u  /* bytes in bind_password_file */
+#define LDAP_NAME_MAX            64u    /* an attribute name */
+
+static const char *const penalty_keys[] = {
+    "after", "delay", "max_delay", "lockout_user", "lockout_ip", "lockout_time", "window", NULL,
+};
+/* directory.ldap: the connection keys (shared with a future locator.ldap)
+   and the directory's own. */
+static const char *const dir_ldap_keys[] = {
+    "uris", "starttls", "verify", "ca_file", "bind_dn", "bind_password_file", "timeout",
+    "connect_timeout", "backoff_min", "backoff_max", "connections",
+    "base", "scope", "user_filter", "resolve_filter", "attributes", "bind_connections",
+    "default_version", NULL,
+};
+static const char *const ldap_attr_keys[] = {
+    "login", "database", "version", "site", "sip_uri", "extension", "disabled", NULL,
+};
+/* Indexes are LDAP_SCOPE_BASE, _ONELEVEL, _SUBTREE. */
+static const char *const scope_names[] = {"base", "one", "sub", NULL};
+
+/* Defaults fit docs/ldap/gateway.schema. */
+#define LDAP_USER_FILTER_DEFAULT    "(&(objectClass=gwMailUser)(uid=%u))"
+#define LDAP_RESOLVE_FILTER_DEFAULT \
+    "(&(objectClass=gwMailUser)(|(uid=%u)(gwSipUri=%u)(gwExtension=%u)))"
+
+static void auth_extra_defaults(struct gw_config *conf)
+{
+    conf->auth_stale_ttl = STALE_DEFAULT;
+    conf->penalty_after = PENALTY_AFTER_DEFAULT;
+    conf->penalty_delay = PENALTY_DELAY_DEFAULT;
+    conf->penalty_max_delay = PENALTY_MAX_DEFAULT;
+    conf->penalty_lockout_user = LOCKOUT_USER_DEFAULT;
+    conf->penalty_lockout_ip = LOCKOUT_IP_DEFAULT;
+    conf->penalty_lockout_time = LOCKOUT_TIME_DEFAULT;
+    conf->penalty_window = PENALTY_WINDOW_DEFAULT;
+}
+
+/* auth.stale_if_error and auth.penalty (auth is a mapping here). */
+static void parse_auth_extra(struct gw_cfg *c, const yaml_node_t *auth, struct gw_config *conf)
+{
+    const yaml_node_t *v;
+
+    gw_cfg_get_value(c, auth, "auth", "stale_if_error", GW_CONF_DURATION, 0, CACHE_TTL_MAX,
+                     &conf->auth_stale_ttl);
+    v = gw_cfg_get(c, auth, "penalty");
+    if (v == NULL || !gw_cfg_map(c, v, "auth.penalty", penalty_keys))
+        return;
+    gw_cfg_get_value(c, v, "auth.penalty", "after", GW_CONF_INT, 0, PENALTY_COUNT_MAX,
+                     &conf->penalty_after);
+    gw_cfg_get_value(c, v, "auth.penalty", "delay", GW_CONF_DURATION, 0, PENALTY_MAX_MAX,
+                     &conf->penalty_delay);
+    gw_cfg_get_value(c, v, "auth.penalty", "max_delay", GW_CONF_DURATION, 0, PENALTY_MAX_MAX,
+                     &conf->penalty_max_delay);
+    gw_cfg_get_value(c, v, "auth.penalty", "lockout_user", GW_CONF_INT, 0, PENALTY_COUNT_MAX,
+                     &conf->penalty_lockout_user);
+    gw_cfg_get_value(c, v, "auth.penalty", "lockout_ip", GW_CONF_INT, 0, PENALTY_COUNT_MAX,
+                     &conf->penalty_lockout_ip);
+    gw_cfg_get_value(c, v, "auth.penalty", "lockout_time", GW_CONF_DURATION, MS_SECOND, MS_DAY,
+                     &conf->penalty_lockout_time);
+    gw_cfg_get_value(c, v, "auth.penalty", "window", GW_CONF_DURATION, MS_SECOND, MS_DAY,
+                     &conf->penalty_window);
+    if (conf->penalty_max_delay < conf->penalty_delay)
+        gw_cfg_error(c, gw_cfg_pos(v), "auth.penalty: max_delay must not be below delay");
+}
+
+/* The first line of the file: a secret, never echoed in a message. */
+static char *read_secret_file(struct gw_cfg *c, const yaml_node_t *at, const char *path,
+                              const char *file)
+{
+    char buf[LDAP_PASSWORD_MAX + 2];
+    size_t len = 0;
+    ssize_t n;
+    int fd = open(file, O_RDONLY | O_CLOEXEC);
+    char *s = NULL;
+
+    if (fd < 0) {
+        gw_cfg_error(c, gw_cfg_pos(at), "%s: cannot read '%s': %s", path, file, strerror(errno));
+        return NULL;
+    }
+    while (len < sizeof(buf) - 1 && (n = read(fd, buf + len, sizeof(buf) - 1 - len)) != 0) {
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            gw_cfg_error(c, gw_cfg_pos(at), "%s: cannot read '%s': %s", path, file,
+                         strerror(errno));
+            goto out;
+        }
+        len += (size_t)n;
+    }
+    buf[len] = '\0';
+    if (len > LDAP_PASSWORD_MAX) {
+        gw_cfg_error(c, gw_cfg_pos(at), "%s: '%s' is longer than %u bytes", path, file,
+                     LDAP_PASSWORD_MAX);
+        goto out;
+    }
+    if (memchr(buf, '\0', len) != NULL) {
+        gw_cfg_error(c, gw_cfg_pos(at), "%s: '%s' contains a NUL byte", path, file);
+        goto out;
+    }
+    /* One line: what follows a newline (an editor's final one) is not part of it. */
+    buf[strcspn(buf, "\r\n")] = '\0';
+    if (buf[0] == '\0') {
+        gw_cfg_error(c, gw_cfg_pos(at), "%s: '%s' is empty", path, file);
+        goto out;
+    }
+    s = gw_strdup(buf);
+out:
+    OPENSSL_cleanse(buf, sizeof(buf));
+    close(fd);
+    return s;
+}
+
+static void parse_ldap_uris(struct gw_cfg *c, const yaml_node_t *n, const char *path,
+                            struct gw_conf_ldap_conn *lc)
+{
+    char upath[GW_CFG_PATH_MAX];
+    size_t count = 1;
+
+    gw_cfg_join(upath, sizeof(upath), path, "uris");
+    if (n->type == YAML_SEQUENCE_NODE)
+        count = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
+    else if (gw_cfg_text(n) == NULL || gw_cfg_is_null(n)) {
+        gw_cfg_error(c, gw_cfg_pos(n), "%s: expected a URI or a list of URIs, got %s", upath,
+                     gw_cfg_kind(n));
+        return;
+    }
+    if (count == 0 || count > LDAP_URIS_MAX) {
+        gw_cfg_error(c, gw_cfg_pos(n), "%s: must list between 1 and %u URIs", upath,
+                     LDAP_URIS_MAX);
+        return;
+    }
+    lc->uris = gw_calloc(count, sizeof(*lc->uris));
+    for (size_t i = 0; i < count; i++) {
+        const yaml_node_t *item =
+            n->type == YAML_SEQUENCE_NODE ? gw_cfg_node(c, n->data.sequence.items.start[i]) : n;
+        const char *text = gw_cfg_text(item), *err = NULL;
+        char *host = NULL;
+        unsigned port;
+        bool ldaps;
+
+        if (text == NULL || gw_cfg_is_null(item)) {
+            gw_cfg_error(c, gw_cfg_pos(item), "%s[%zu]: expected a URI, got %s", upath, i,
+                         gw_cfg_kind(item));
+            continue;
+        }
+        if (gw_ldap_uri_parse(text, &host, &port, &ldaps, &err) < 0) {
+            gw_cfg_error(c, gw_cfg_pos(item), "%s: '%s': %s", upath, text, err);
+            continue;
+        }
+        free(host);
+        lc->uris[lc->nuris++] = gw_strdup(text);
+    }
+}
+
+/* The connection keys of an ldap: section (map is a mapping). locator.ldap
+   is meant to go through here too. */
+static void parse_ldap_conn(struct gw_cfg *c, const yaml_node_t *map, const char *path,
+                            struct gw_conf_pos owner, struct gw_conf_ldap_conn *lc)
+{
+    const yaml_node_t *n;
+    char *pwfile = NULL;
+    char p[GW_CFG_PATH_MAX];
+
+    lc->verify = true;
+    lc->timeout = LDAP_TIMEOUT_DEFAULT;
+    lc->connect_timeout = LDAP_TIMEOUT_DEFAULT;
+    lc->backoff_min = LDAP_BACKOFF_MIN_DEFAULT;
+    lc->backoff_max = LDAP_BACKOFF_MAX_DEFAULT;
+    lc->connections = LDAP_CONNECTIONS_DEFAULT;
+
+    n = gw_cfg_require(c, map, path, "uris", owner);
+    if (n != NULL)
+        parse_ldap_uris(c, n, path, lc);
+    gw_cfg_get_value(c, map, path, "starttls", GW_CONF_BOOL, 0, 0, &lc->starttls);
+    gw_cfg_get_value(c, map, path, "verify", GW_CONF_BOOL, 0, 0, &lc->verify);
+    gw_cfg_get_file(c, map, path, "ca_file", "CA file", &lc->ca_file);
+    if (gw_cfg_get_value(c, map, path, "bind_dn", GW_CONF_STRING, 0, 0, &lc->bind_dn) == 0 &&
+        lc->bind_dn != NULL && !gw_ldap_dn_valid(lc->bind_dn))
+        gw_cfg_error(c, gw_cfg_pos(gw_cfg_get(c, map, "bind_dn")), "%s: not a valid DN: '%s'",
+                     gw_cfg_join(p, sizeof(p), path, "bind_dn"), lc->bind_dn);
+    n = gw_cfg_get(c, map, "bind_password_file");
+    if (gw_cfg_get_value(c, map, path, "bind_password_file", GW_CONF_STRING, 0, 0, &pwfile) ==
+            0 &&
+        pwfile != NULL) {
+        char *resolved = gw_cfg_resolve(c, pwfile);
+
+        lc->bind_password = read_secret_file(c, n, gw_cfg_join(p, sizeof(p), path,
+                                                                "bind_password_file"),
+                                             resolved);
+        free(resolved);
+    }
+    if (lc->bind_dn != NULL && pwfile == NULL)
+        gw_cfg_error(c, gw_cfg_pos(gw_cfg_get(c, map, "bind_dn")),
+                     "%s: bind_dn needs bind_password_file", path);
+    if (lc->bind_dn == NULL && pwfile != NULL)
+        gw_cfg_error(c, gw_cfg_pos(n), "%s: bind_password_file needs bind_dn", path);
+    free(pwfile);
+    gw_cfg_get_value(c, map, path, "timeout", GW_CONF_DURATION, LDAP_TIMEOUT_MIN,
+                     LDAP_TIMEOUT_MAX, &lc->timeout);
+    gw_cfg_get_value(c, map, path, "connect_timeout", GW_CONF_DURATION, LDAP_TIMEOUT_MIN,
+                     LDAP_TIMEOUT_MAX, &lc->connect_timeout);
+    gw_cfg_get_value(c, map, path, "backoff_min", GW_CONF_DURATION, LDAP_TIMEOUT_MIN, MS_HOUR,
+                     &lc->backoff_min);
+    gw_cfg_get_value(c, map, path, "backoff_max", GW_CONF_DURATION, LDAP_TIMEOUT_MIN, MS_HOUR,
+                     &lc->backoff_max);
+    if (lc->backoff_max < lc->backoff_min)
+        gw_cfg_error(c, gw_cfg_pos(gw_cfg_get(c, map, "backoff_max")),
+                     "%s: must not be below backoff_min",
+                     gw_cfg_join(p, sizeof(p), path, "backoff_max"));
+    gw_cfg_get_value(c, map, path, "connections", GW_CONF_INT, 1, LDAP_CONNECTIONS_MAX,
+                     &lc->connections);
+}
+
+static void get_ldap_filter(struct gw_cfg *c, const yaml_node_t *map, const char *path,
+                            const char *key, const char *def, char **out)
+{
+    const char *err = NULL;
+    char p[GW_CFG_PATH_MAX];
+
+    *out = gw_strdup(def);
+    if (gw_cfg_get_value(c, map, path, key, GW_CONF_STRING, 0, 0, out) < 0)
+        return;
+    if (*out == NULL)
+        *out = gw_strdup(def);
+    else if (gw_ldap_filter_template_check(*out, &err) < 0)
+        gw_cfg_error(c, gw_cfg_pos(gw_cfg_get(c, map, key)), "%s: %s",
+                     gw_cfg_join(p, sizeof(p), path, key), err);
+}
+
+/* RFC 4512 attribute descriptions: a letter, then letters, digits, '-';
+   or a numeric OID. Options (;binary) are not needed here. */
+static bool ldap_attr_name_ok(const char *s)
+{
+    size_t n = strlen(s);
+
+    if (n == 0 || n > LDAP_NAME_MAX)
+        return false;
+    if (s[0] >= '0' && s[0] <= '9')
+        return strspn(s, "0123456789.") == n && s[n - 1] != '.' && strstr(s, "..") == NULL;
+    for (size_t i = 0; i < n; i++) {
+        char ch = s[i];
+
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+              (i > 0 && ((ch >= '0' && ch <= '9') || ch == '-'))))
+            return false;
+    }
+    return true;
+}
+
+static void parse_ldap_attrs(struct gw_cfg *c, const yaml_node_t *map, const char *path,
+                             struct gw_conf_ldap_attrs *a)
+{
+    struct {
+        const char *key, *def;
+        char **field;
+    } t[] = {
+        {"login", "uid", &a->login},
+        {"database", "gwMailboxDatabase", &a->database},
+        {"version", "gwMailboxVersion", &a->version},
+        {"site", "gwSite", &a->site},
+        {"sip_uri", "gwSipUri", &a->sip_uri},
+        {"extension", "gwExtension", &a->extension},
+        {"disabled", "gwAccountDisabled", &a->disabled},
+    };
+    char apath[GW_CFG_PATH_MAX];
+    bool ok;
+
+    gw_cfg_join(apath, sizeof(apath), path, "attributes");
+    ok = map == NULL || gw_cfg_map(c, map, apath, ldap_attr_keys);
+    for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+        char p[GW_CFG_PATH_MAX];
+
+        *t[i].field = gw_strdup(t[i].def);
+        if (map == NULL || !ok ||
+            gw_cfg_get_value(c, map, apath, t[i].key, GW_CONF_STRING, 0, 0, t[i].field) < 0)
+            continue;
+        if (*t[i].field == NULL) {
+            /* null: this information is not in the directory */
+            if (strcmp(t[i].key, "login") == 0 || strcmp(t[i].key, "database") == 0)
+                gw_cfg_error(c, gw_cfg_pos(gw_cfg_get(c, map, t[i].key)),
+                             "%s: required", gw_cfg_join(p, sizeof(p), apath, t[i].key));
+        } else if (!ldap_attr_name_ok(*t[i].field)) {
+            gw_cfg_error(c, gw_cfg_pos(gw_cfg_get(c, map, t[i].key)),
+                         "%s: not an attribute name: '%s'",
+                         gw_cfg_join(p, sizeof(p), apath, t[i].key), *t[i].field);
+        }
+    }
+}
+
+static void parse_dir_ldap(struct gw_cfg *c, const yaml_node_t *dir, struct gw_config *conf)
+{
+    static const char path[] = "directory.ldap";
+    const yaml_node_t *map = gw_cfg_get(c, dir, "ldap"), *n;
+    struct gw_conf_ldap *l = &conf->dir_ldap;
+    int scope = 2;
+
+    if (map == NULL || gw_cfg_is_null(map)) {
+        gw_cfg_error(c, gw_cfg_pos(gw_cfg_get(c, dir, "source")),
+                     "directory.source: source ldap needs a directory.ldap section");
+        return;
+    }
+    if (!gw_cfg_map(c, map, path, dir_ldap_keys))
+        return;
+    parse_ldap_conn(c, map, path, gw_cfg_pos(map), &l->conn);
+    n = gw_cfg_require(c, map, path, "base", gw_cfg_pos(map));
+    if (n != NULL && gw_cfg_get_value(c, map, path, "base", GW_CONF_STRING, 0, 0, &l->base) == 0 &&
+        l->base != NULL && l->base[0] != '\0' && !gw_ldap_dn_valid(l->base))
+        gw_cfg_error(c, gw_cfg_pos(n), "directory.ldap.base: not a valid DN: '%s'", l->base);
+    if (l->base == NULL)
+        l->base = gw_strdup("");
+    if (gw_cfg_get_enum(c, map, path, "scope", scope_names, &scope) == 0)
+        l->scope = scope;
+    else
+        l->scope = 2;
+    get_ldap_filter(c, map, path, "user_filter", LDAP_USER_FILTER_DEFAULT, &l->user_filter);
+    get_ldap_filter(c, map, path, "resolve_filter", LDAP_RESOLVE_FILTER_DEFAULT,
+                    &l->resolve_filter);
+    parse_ldap_attrs(c, gw_cfg_get(c, map, "attributes"), path, &l->attrs);
+    l->bind_connections = LDAP_CONNECTIONS_DEFAULT;
+    gw_cfg_get_value(c, map, path, "bind_connections", GW_CONF_INT, 1, LDAP_CONNECTIONS_MAX,
+                     &l->bind_connections);
+    l->default_version = USER_VERSION_DEFAULT;
+    gw_cfg_get_value(c, map, path, "default_version", GW_CONF_INT, 1, USER_VERSION_MAX,
+                     &l->default_version);
+}
+
+static void ldap_conn_free(struct gw_conf_ldap_conn *lc)
+{
+    for (size_t i = 0; i < lc->nuris; i++)
+        free(lc->uris[i]);
+    free(lc->uris);
+    free(lc->ca_file);
+    free(lc->bind_dn);
+    gw_free_secret(&lc->bind_password);
+}
+
+static void ldap_conf_free(struct gw_conf_ldap *l)
+{
+    ldap_conn_free(&l->conn);
+    free(l->base);
+    free(l->user_filter);
+    free(l->resolve_filter);
+    free(l->attrs.login);
+    free(l->attrs.database);
+    free(l->attrs.version);
+    free(l->attrs.site);
+    free(l->attrs.sip_uri);
+    free(l->attrs.extension);
+    free(l->attrs.disabled);
+    memset(l, 0, sizeof(*l));
+}
+
 /* ---- top level, auth, upstream -------------------------------------- */
 
 static void parse_globals(struct gw_cfg *c, const yaml_node_t *root, struct gw_config *conf)
@@ -211,6 +587,7 @@ static void parse_globals(struct gw_cfg *c, const yaml_node_t *root, struct gw_c
                          &conf->auth_negative_ttl);
         gw_cfg_get_value(c, v, "auth", "cache_size", GW_CONF_INT, 0, CACHE_SIZE_MAX,
                          &conf->auth_cache_size);
+        parse_auth_extra(c, v, conf);
     }
 
     v = gw_cfg_get(c, root, "admin");
@@ -580,8 +957,7 @@ static void parse_directory(struct gw_cfg *c, const yaml_node_t *root, struct gw
         return;
     conf->dir_source = (enum gw_dir_source)source;
     if (conf->dir_source == GW_DIR_LDAP) {
-        gw_cfg_error(c, gw_cfg_pos(gw_cfg_get(c, dir, "source")),
-                     "directory.source: directory source ldap is not available in this build");
+        parse_dir_ldap(c, dir, conf);
         return;
     }
     users = gw_cfg_get(c, dir, "users");
@@ -1053,6 +1429,7 @@ static struct gw_config *config_create(const char *file)
     conf->health_http_path = gw_strdup("/");
     conf->hold_down = HOLD_DOWN_DEFAULT;
     conf->move_close_window = MOVE_CLOSE_DEFAULT;
+    auth_extra_defaults(conf);
     return conf;
 }
 
@@ -1280,6 +1657,7 @@ void gw_config_free(struct gw_config **confp)
         free(u->extension);
     }
     free(conf->users);
+    ldap_conf_free(&conf->dir_ldap);
     for (size_t i = 0; i < conf->nservers; i++) {
         struct gw_conf_server *s = &conf->servers[i];
 

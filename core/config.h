@@ -101,6 +101,44 @@ struct gw_conf_site {
 enum gw_dir_source { GW_DIR_STATIC, GW_DIR_LDAP };
 enum gw_loc_source { GW_LOC_STATIC, GW_LOC_LDAP };
 
+/* How to reach an LDAP service: shared by directory.ldap and, later,
+   locator.ldap (core/ldap/ldap_conn.h turns it into a pool). */
+struct gw_conf_ldap_conn {
+    char **uris;               /* ldap://host[:port], ldaps://host[:port]; preference order */
+    size_t nuris;
+    bool starttls;             /* StartTLS on ldap:// URIs */
+    bool verify;               /* verify the server certificate and name */
+    char *ca_file;             /* NULL: the system store */
+    char *bind_dn;             /* service bind DN, or NULL: anonymous */
+    char *bind_password;       /* read from bind_password_file; a secret */
+    long timeout;              /* ms: one request, including waiting for a connection */
+    long connect_timeout;      /* ms: TCP + TLS + service bind */
+    long backoff_min, backoff_max; /* ms a failing server is left alone, doubling */
+    long connections;          /* search connections per worker */
+};
+
+/* Attribute names in the user's entry (directory.ldap.attributes). */
+struct gw_conf_ldap_attrs {
+    char *login;               /* canonical login name (uid) */
+    char *database;
+    char *version;
+    char *site;
+    char *sip_uri;
+    char *extension;
+    char *disabled;
+};
+
+struct gw_conf_ldap {
+    struct gw_conf_ldap_conn conn;
+    char *base;                /* search base DN */
+    int scope;                 /* LDAP_SCOPE_BASE (0), ONELEVEL (1), SUBTREE (2) */
+    char *user_filter;         /* template with %u: the login name, RFC 4515-escaped */
+    char *resolve_filter;      /* template with %u: name, SIP URI user or extension */
+    struct gw_conf_ldap_attrs attrs;
+    long bind_connections;     /* connections for users' binds per worker */
+    long default_version;      /* when the entry has no version attribute */
+};
+
 struct gw_config {
     char *file;                /* path as given, for messages */
     long workers;              /* 0 = auto (one per core) */
@@ -114,6 +152,16 @@ struct gw_config {
     long auth_cache_ttl;       /* ms a verified credential is trusted */
     long auth_negative_ttl;    /* ms an unknown user is remembered */
     long auth_cache_size;      /* entries per worker */
+    long auth_stale_ttl;       /* ms past expiry a cached user is served while the
+                                  directory is unavailable (0: never) */
+    /* auth.penalty: failed logins per client address and per user name */
+    long penalty_after;        /* failures before the delay starts growing (0: off) */
+    long penalty_delay;        /* ms added at the first penalised failure, doubling */
+    long penalty_max_delay;    /* ms: cap of the added delay */
+    long penalty_lockout_user; /* failures of one user name before a lockout (0: never) */
+    long penalty_lockout_ip;   /* failures from one address before a lockout (0: never) */
+    long penalty_lockout_time; /* ms a lockout lasts */
+    long penalty_window;       /* ms without a failure after which the count is forgotten */
 
     /* upstream: */
     long connect_timeout;      /* ms */
@@ -124,6 +172,7 @@ struct gw_config {
     enum gw_dir_source dir_source;
     struct gw_conf_user *users;
     size_t nusers;
+    struct gw_conf_ldap dir_ldap;  /* source: ldap */
 
     enum gw_loc_source loc_source;
     struct gw_conf_server *servers;

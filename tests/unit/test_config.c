@@ -912,7 +912,7 @@ static const struct error_case {
      "    eve: { password: \"$6$a$b\", database: db1, extension: 12 }\n",
      "@FILE@:4:5: directory.users.eve.extension: '12' is already used by user 'bob'"},
     {"directory ldap", "directory:\n  source: ldap\n",
-     "@FILE@:2:11: directory.source: directory source ldap is not available in this build"},
+     "@FILE@:2:11: directory.source: source ldap needs a directory.ldap section"},
 
     /* sites and globals */
     {"bad external_url", "sites:\n  a: { external_url: ftp://x }\n",
