@@ -243,10 +243,10 @@ static void redirect(struct sip_txn *t, const char *user, const struct gw_route 
     txn_reply_begin(t, &o, 302);
     for (size_t i = 0; i < n; i++) {
         /* q 1.0 for the active copy, then 0.9, 0.8... in preference order */
-        int q = n > 1 ? 1000 - (int)i * 100 : -1;
+        int q = n == 1 ? -1 : 1000 - (int)i * 100 < 100 ? 100 : 1000 - (int)i * 100;
 
         sip_reply_contact(&o, user, routes[i].host, routes[i].port,
-                          contact_transport(&routes[i], &t->dest), q < 100 ? 100 : q);
+                          contact_transport(&routes[i], &t->dest), q);
     }
     txn_complete(t, &o);
 }

@@ -98,7 +98,7 @@ void sip_stream_send(struct sip_stream *s, const char *data, size_t len)
     if (s->closed)
         return;
     if (gw_conn_write(s->c, data, len) < 0) {
-        gw_log(GW_LOG_WARN, s->c, "sip: client does not read its responses: closing");
+        gw_log(GW_LOG_WARN, s->c, "client does not read its responses: closing");
         stream_close(s, false);
     }
 }
@@ -210,7 +210,7 @@ static bool frame_buffered(struct sip_stream *s)
             return true;
         case SIP_PARSE_TOO_LONG:
         case SIP_PARSE_BAD:
-            gw_log(GW_LOG_INFO, s->c, "sip: %s: closing", err);
+            gw_log(GW_LOG_INFO, s->c, "%s: closing", err);
             answer_broken(s, r == SIP_PARSE_TOO_LONG);
             stream_close(s, true);
             return false;
@@ -243,7 +243,7 @@ static bool frame_buffered(struct sip_stream *s)
         }
         if (!sip_rate_ok(s->w, s->dest.peer.addr)) {
             if (sip_log_allowed(&s->w->log_rate, &suppressed))
-                gw_log(GW_LOG_WARN, s->c, "sip: %s over rate_limit (%ld/s): closing",
+                gw_log(GW_LOG_WARN, s->c, "%s over rate_limit (%ld/s): closing",
                        s->dest.peer.addr, s->w->conf->rate_limit);
             stream_close(s, false);
             return false;
@@ -308,14 +308,14 @@ static void stream_event(struct gw_conn *c, enum gw_conn_event ev, void *arg)
         s->eof = true;
         if (!s->closed) {
             if (s->len > 0)
-                gw_log(GW_LOG_INFO, s->c, "sip: connection closed inside a message");
+                gw_log(GW_LOG_INFO, s->c, "connection closed inside a message");
             /* answer what is being looked up, then close */
             if (s->pending == 0)
                 stream_close(s, true);
         }
         break;
     case GW_EV_TIMEOUT:
-        gw_log(GW_LOG_INFO, s->c, "sip: %s: closing",
+        gw_log(GW_LOG_INFO, s->c, "%s: closing",
                s->timeout_partial ? "message not completed in time" : "idle");
         stream_close(s, false);
         break;
@@ -340,7 +340,7 @@ void sip_stream_accept(struct gw_plugin_ctx *ctx, struct gw_conn *client)
     }
     if (!sip_peer_trusted(w->conf, peer->addr)) {
         if (sip_log_allowed(&w->log_untrusted, &suppressed))
-            gw_log(GW_LOG_WARN, client, "sip: connection from %s: not in trusted_peers "
+            gw_log(GW_LOG_WARN, client, "connection from %s: not in trusted_peers "
                    "(%lu more refused since the last line)", peer->addr, suppressed);
         gw_conn_close(client);
         return;
@@ -360,9 +360,13 @@ void sip_stream_accept(struct gw_plugin_ctx *ctx, struct gw_conn *client)
     w->streams = s;
     gw_conn_set_handler(client, stream_event, s);
     arm_timeout(s, false, true);
-    gw_log(GW_LOG_DEBUG, client, "sip: connection over %s", s->dest.tp == SIP_TP_TLS ? "tls" : "tcp");
-    /* bytes may already be buffered (pipelined behind the TLS handshake) */
-    stream_process(s);
+    gw_log(GW_LOG_DEBUG, client, "connection over %s", s->dest.tp == SIP_TP_TLS ? "tls" : "tcp");
+    /* The core starts watching for input only once the plugin writes (the
+       other protocols greet first); in SIP the client speaks first.
+       pause+resume starts the watcher, and feeds a read event for bytes
+       already buffered behind the TLS handshake. */
+    gw_conn_pause(client);
+    gw_conn_resume(client);
 }
 
 void sip_streams_destroy_all(struct sip_worker *w)
