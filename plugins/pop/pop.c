@@ -87,5 +87,7 @@ GW_EXPORT const struct gw_plugin gw_plugin = {
     .start = pop_start,
     .accept = pop_session_accept,
     .stop = pop_stop,
+    /* The backend greets first: the core fails over a backend that accepts
+       but never greets, and GW_EV_CONNECTED comes with the greeting. */
     .flags = GW_PLUGIN_SERVER_FIRST,
 };
