@@ -40,10 +40,16 @@ struct gw_lookup {
     ev_timer deliver;
     void *source_data;
     char peer[46];
+    long extra_delay;          /* ms of failed-login penalty added to the failure delay */
 };
 
 void gw_dir_done(struct gw_lookup *l, enum gw_auth_result res, const struct gw_dir_record *rec);
 
 extern const struct gw_dir_driver gw_dir_static;
+extern const struct gw_dir_driver gw_dir_ldap;
+
+/* gw_directory_init() with a given source (unit tests use a fake one). */
+int gw_directory_init_driver(const struct gw_config *conf, const struct gw_dir_driver *driver,
+                             char **error_r);
 
 #endif
