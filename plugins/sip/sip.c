@@ -100,6 +100,12 @@ static int sip_configure(void *conf_v, const char **error_r)
     return 0;
 }
 
+/* Nothing to do: the timer firing is what wakes the loop (see waker). */
+static void sip_wake_cb(void *arg)
+{
+    (void)arg;
+}
+
 static int sip_start(struct gw_plugin_ctx *ctx)
 {
     struct sip_worker *w = gw_calloc(1, sizeof(*w));
@@ -111,7 +117,9 @@ static int sip_start(struct gw_plugin_ctx *ctx)
     /* a response copies at most the request's headers, plus our own */
     w->scratch_cap = 2 * (size_t)w->conf->max_message + SIP_REPLY_SLACK * (SIP_CONTACTS_MAX + 2);
     w->scratch = gw_malloc(w->scratch_cap);
+    w->waker = gw_timer_create(sip_wake_cb, w);
     if (sip_txn_table_init(w) < 0) {
+        gw_timer_destroy(&w->waker);
         free(w->scratch);
         free(w->rates);
         free(w);
@@ -129,6 +137,7 @@ static void sip_stop(struct gw_plugin_ctx *ctx)
         return;
     sip_streams_destroy_all(w);
     sip_txn_table_deinit(w);
+    gw_timer_destroy(&w->waker);
     gw_plugin_set_data(ctx, NULL);
     free(w->scratch);
     free(w->rates);

@@ -119,6 +119,7 @@ struct sip_worker {
     char *scratch;                /* where responses are built */
     size_t scratch_cap;
     struct sip_stream *streams;   /* open TCP/TLS connections */
+    struct gw_timer *waker;       /* 0 ms: let the core reap a connection we closed */
     unsigned long rr;             /* round robin of pilot numbers */
     struct sip_rate_slot *rates;  /* SIP_RATE_SLOTS, when rate_limit > 0 */
 

@@ -882,8 +882,12 @@ enum sip_parse_result sip_msg_parse(const char *buf, size_t len, bool stream,
         return SIP_PARSE_BAD;
     }
     r = parse_start_line(p, eol > p && eol[-1] == '\r' ? eol - 1 : eol, m, error_r);
-    if (r != SIP_PARSE_OK)
-        return r;
+    if (r != SIP_PARSE_OK) {
+        /* Another SIP version is answered 505: read the headers for it. */
+        if (*error_r != SIP_ERR_VERSION || !m->request)
+            return r;
+        first_err = SIP_ERR_VERSION;
+    }
     p = eol + 1;
     /* Header lines, each with its continuation lines, up to the blank
        line. A bad header does not stop the walk: the others are still

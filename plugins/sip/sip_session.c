@@ -192,11 +192,12 @@ void sip_txn_timeout(struct sip_worker *w, struct sip_txn *t)
     }
     next = t->expires;
     if (t->g_interval > 0 && t->resp != NULL) {
-        /* timer G: retransmit the final response, doubling up to T2 */
+        /* timer G: retransmit the final response; the next interval is
+           doubled, up to T2 (RFC 3261 17.2.1) */
         sip_send(w, &t->dest, t->resp, t->resp_len);
+        t->g_interval = t->g_interval * 2 < SIP_T2_MS ? t->g_interval * 2 : SIP_T2_MS;
         if (now + (unsigned long long)t->g_interval < next)
             next = now + (unsigned long long)t->g_interval;
-        t->g_interval = t->g_interval * 2 < SIP_T2_MS ? t->g_interval * 2 : SIP_T2_MS;
     }
     sip_txn_schedule(t, next);
 }

@@ -343,6 +343,8 @@ void sip_stream_accept(struct gw_plugin_ctx *ctx, struct gw_conn *client)
             gw_log(GW_LOG_WARN, client, "connection from %s: not in trusted_peers "
                    "(%lu more refused since the last line)", peer->addr, suppressed);
         gw_conn_close(client);
+        /* the core frees closed connections only when the loop wakes */
+        gw_timer_start(w->waker, 0);
         return;
     }
     s = gw_calloc(1, sizeof(*s));
