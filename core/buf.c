@@ -32,9 +32,12 @@ char *gw_buf_space(struct gw_buf *b, size_t *room_r)
     }
     if (b->end == b->cap && b->cap < b->limit) {
         size_t ncap = b->cap * 2 > b->limit ? b->limit : b->cap * 2;
-        char *n = realloc(b->data, ncap);
-        if (n == NULL)
-            n = gw_malloc(ncap); /* aborts */
+        /* Not realloc: the old block may hold a password line, and must be
+           wiped before it goes back to the allocator. */
+        char *n = gw_malloc(ncap);
+        memcpy(n, b->data, b->end);
+        OPENSSL_cleanse(b->data, b->cap);
+        free(b->data);
         b->data = n;
         b->cap = ncap;
     }
@@ -70,6 +73,9 @@ void gw_buf_consume(struct gw_buf *b, size_t n)
 
 void gw_buf_release(struct gw_buf *b)
 {
+    /* Buffers carry credentials before login: never free them unwiped. */
+    if (b->data != NULL)
+        OPENSSL_cleanse(b->data, b->cap);
     free(b->data);
     b->data = NULL;
     b->start = b->end = b->cap = 0;

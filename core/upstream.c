@@ -178,6 +178,9 @@ static int upstream_try(struct gw_conn *c)
             u->client->server = u->route.server;
         fd = start_connect(u->route.host, u->route.port, u->last_error, sizeof(u->last_error));
         if (fd >= 0) {
+            /* a retry: the old socket's watchers must not stay armed */
+            ev_io_stop(gw_w.loop, &c->rio);
+            ev_io_stop(gw_w.loop, &c->wio);
             if (c->fd >= 0)
                 close(c->fd);
             c->fd = fd;

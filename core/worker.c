@@ -289,6 +289,10 @@ int gw_worker_run(struct gw_config *conf, struct gw_listener *ls, size_t nls, un
     ev_unref(gw_w.loop);
     ev_unref(gw_w.loop);
     ev_check_init(&reaper, reap_cb);
+    /* Lowest priority: run after every other callback of the iteration, so
+       connections closed by them are freed (their sockets closed) now, not
+       when some later event happens to wake the loop. */
+    ev_set_priority(&reaper, EV_MINPRI);
     ev_check_start(gw_w.loop, &reaper);
     ev_unref(gw_w.loop);
 

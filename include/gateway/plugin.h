@@ -56,7 +56,10 @@ struct gw_conf_key {
  *     gw_plugin_conf(), to the session code.
  *  configure: cross-key validation after parsing; returns < 0 and sets
  *     *error_r (static or gw_strdup'ed string) to refuse the configuration.
- *  start/stop: per worker, around the event loop.
+ *  start/stop: per worker. start() runs before the loop; stop() runs after
+ *     the loop has ended and every connection has been closed and freed, so
+ *     it may only cancel lookups, destroy timers and free the plugin's own
+ *     memory -- never touch a gw_conn.
  *  accept: a client connection was accepted on one of this protocol's
  *     stream listeners. The plugin owns it from now on.
  *  datagram: a datagram arrived on one of this protocol's UDP listeners.

@@ -51,16 +51,10 @@ static int pop_configure(void *conf_v, const char **error_r)
     return 0;
 }
 
-static void pop_reap_kick(void *arg)
-{
-    (void)arg;   /* waking the loop was the point */
-}
-
 static int pop_start(struct gw_plugin_ctx *ctx)
 {
     struct pop_worker *w = gw_calloc(1, sizeof(*w));
 
-    w->reap_kick = gw_timer_create(pop_reap_kick, w);
     gw_plugin_set_data(ctx, w);
     return 0;
 }
@@ -72,7 +66,6 @@ static void pop_stop(struct gw_plugin_ctx *ctx)
     if (w == NULL)
         return;
     pop_sessions_destroy_all(w);
-    gw_timer_destroy(&w->reap_kick);
     gw_plugin_set_data(ctx, NULL);
     free(w);
 }

@@ -42,13 +42,6 @@ struct pop_session;
 struct pop_worker {
     struct pop_session *sessions;
     unsigned long nsessions;
-    /* Workaround: the core frees closed connections (and so closes their
-       sockets) in an ev_check watcher that libev runs *before* the I/O
-       callbacks of the same loop iteration, so a connection closed from a
-       callback stays open until some other event wakes the loop. Arming
-       this 0 ms timer after we close one wakes it at once. Remove when the
-       core reaps before blocking. */
-    struct gw_timer *reap_kick;
 };
 
 /* pop_session.c */

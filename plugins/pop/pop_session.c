@@ -132,20 +132,12 @@ static void pop_forget_login(struct pop_session *s)
     s->login_user = NULL;
 }
 
-/* See struct pop_worker: have the loop free what we just closed. */
-static void pop_kick_reaper(const struct pop_session *s)
-{
-    if (s->worker != NULL && s->worker->reap_kick != NULL)
-        gw_timer_start(s->worker->reap_kick, 0);
-}
-
 static void pop_backend_close(struct pop_session *s)
 {
     if (s->upstream != NULL) {
         gw_conn_set_handler(s->upstream, NULL, NULL);
         gw_conn_close(s->upstream);
         s->upstream = NULL;
-        pop_kick_reaper(s);
     }
     s->be_state = POP_BE_NONE;
 }
@@ -179,7 +171,6 @@ static void pop_client_abort(struct pop_session *s)
     if (c != NULL) {
         gw_conn_set_handler(c, NULL, NULL);
         gw_conn_close(c);
-        pop_kick_reaper(s);
     }
     pop_session_release(s);
 }
@@ -199,7 +190,6 @@ static void pop_client_finish(struct pop_session *s, const char *reply)
     /* The login deadline may have passed already: bound the last write. */
     gw_conn_set_timeout(c, POP_CLOSE_FLUSH_MS);
     gw_conn_close_after_write(c);
-    pop_kick_reaper(s);
     pop_session_release(s);
 }
 
