@@ -23,6 +23,12 @@ PORTS = {"mbx1": {"pop3": 11110, "imap": 11143}, "mbx2": {"pop3": 12110, "imap":
 
 
 def start(directory):
+    busy = [p for ports in PORTS.values() for p in ports.values()
+            if not g._port_bindable("127.0.0.1", p)]
+    if busy:
+        print("demo backends: port(s) %s on 127.0.0.1 already in use (another demo still "
+              "running?)" % ", ".join(map(str, busy)), file=sys.stderr)
+        sys.exit(1)
     os.makedirs(directory, exist_ok=True)
     os.chmod(directory, 0o755)
     backends = g.start_backends(tuple(PORTS), users=USERS, tls=False, directory=directory,

@@ -480,6 +480,10 @@ userdb {{
   driver = static
   args = uid=nobody gid=nogroup home={d}/mail/%u
 }}
+# Room for every login process of this instance (silences a doveconf warning).
+service auth {{
+  client_limit = 4096
+}}
 service anvil {{
   unix_listener anvil-auth-penalty {{
     mode = 0
