@@ -5,6 +5,7 @@
 #   sudo tests/run-all.sh              everything (installs missing packages)
 #   tests/run-all.sh -L pop            arguments go to ctest: only the POP3 tests
 #   GW_SKIP_ASAN=1 tests/run-all.sh    skip the sanitizer pass
+#   GW_SKIP_FUZZ=1 tests/run-all.sh    skip the libFuzzer pass (clang; GW_FUZZ_SECONDS each)
 #   GW_JOBS=1 tests/run-all.sh         ctest parallelism (default 2)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -53,6 +54,13 @@ if [ "${GW_SKIP_ASAN:-0}" != 1 ]; then
   export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
   export LSAN_OPTIONS="exitcode=23"
   run_pass "asan" build-asan -DGW_SANITIZE=ON -- "$@" || status=1
+fi
+
+# The libFuzzer harnesses (one per parser, and the config loader), each for
+# GW_FUZZ_SECONDS on its seed corpus. Only when no ctest selection was given.
+if [ "${GW_SKIP_FUZZ:-0}" != 1 ] && [ $# -eq 0 ] && command -v clang >/dev/null; then
+  CC=clang run_pass "fuzz" build-fuzz -DGW_FUZZ=ON -DGW_FUZZ_SECONDS="${GW_FUZZ_SECONDS:-20}" \
+    -- -L fuzz || status=1
 fi
 
 if [ $status -eq 0 ]; then

@@ -8,7 +8,7 @@ GW_DEPS=(
   build-essential cmake pkg-config
   libev-dev libssl-dev libyaml-dev libldap-dev libcmocka-dev libcrypt-dev
   dovecot-imapd dovecot-pop3d slapd ldap-utils sip-tester
-  curl openssl python3 clang
+  curl openssl python3 clang libclang-rt-14-dev
 )
 
 gw_missing=()
