@@ -53,8 +53,12 @@ def env():
 def user_entry(name, u):
     """LDIF of one user. u: password, database, and optionally version,
     site, sip_uri, extension, disabled, extra (list of 'attr: value')."""
-    lines = ["dn: uid=%s,%s" % (name, PEOPLE),
-             "objectClass: inetOrgPerson", "objectClass: gwMailUser",
+    # without a database the entry is a plain inetOrgPerson (gwMailUser
+    # requires gwMailboxDatabase)
+    lines = ["dn: uid=%s,%s" % (name, PEOPLE), "objectClass: inetOrgPerson"]
+    if u.get("database") is not None:
+        lines.append("objectClass: gwMailUser")
+    lines += [
              "uid: %s" % name, "cn: %s" % name, "sn: %s" % name]
     if u.get("password") is not None:
         lines.append("userPassword: %s" % u["password"])
@@ -268,7 +272,7 @@ syncprov-checkpoint 100 10
         return len(self.ops(kind, pattern))
 
     def user_binds(self, user):
-        return self.count("BIND", r'dn="uid=%s,%s"' % (re.escape(user), re.escape(PEOPLE)))
+        return self.count("BIND", r'dn="uid=%s,%s" method=' % (re.escape(user), re.escape(PEOPLE)))
 
     def user_searches(self, user):
         return self.count("SRCH", r"filter=\"[^\"]*\(uid=%s\)" % re.escape(user))
