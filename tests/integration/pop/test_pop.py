@@ -739,6 +739,71 @@ class PopBackendFailureTest(GatewayCase):
         self.assertLess(result["secs"], 15.0)
 
 
+def established_to(port):
+    """Number of ESTABLISHED TCP connections to 127.0.0.1:port (any process)."""
+    n = 0
+    with open("/proc/net/tcp") as f:
+        next(f)
+        for line in f:
+            fields = line.split()
+            if fields[2] == "0100007F:%04X" % port and fields[3] == "01":
+                n += 1
+    return n
+
+
+class PopShutdownTest(GatewayCase):
+    """SIGTERM while things are in flight towards a hung backend: gatewayd
+    answers or closes every client and exits cleanly (status 0, no sanitizer
+    report) within its shutdown timeout."""
+
+    PER_TEST_ENV = True
+    BACKENDS = ("mbx1", "mbx2", "mbx3")
+    DATABASES = PopBackendFailureTest.DATABASES
+    USERS = PopBackendFailureTest.USERS
+    LOG_ALLOW = PopBackendFailureTest.LOG_ALLOW
+
+    @classmethod
+    def configure(cls, config, info, backends):
+        # Slow probes: one towards the hung backend is in flight for 9 s of
+        # every 10, so the stop below surely finds it.
+        config["locator"]["health"] = {"interval": "10s", "timeout": "9s"}
+        config["shutdown_timeout"] = "3s"
+        config["protocols"]["pop"]["backend_timeout"] = "30s"
+        config["upstream"]["connect_timeout"] = "20s"
+
+    def test_stop_with_login_and_probe_on_hung_backend(self):
+        mbx3 = self.backends["mbx3"]
+        mbx3.pause()
+        self.addCleanup(mbx3.resume)
+        result = {}
+
+        def dave():
+            try:
+                with Pop(self.ports["plain"], timeout=20.0) as p:
+                    p.cmd("USER dave")
+                    p.send(b"PASS secret-dave\r\n")
+                    result["answer"] = p.wait_closed(20.0)
+            except Exception as e:
+                result["answer"] = repr(e)
+
+        t = threading.Thread(target=dave)
+        t.start()
+        # Dave's backend connection and the health probe are both open.
+        self.assertTrue(g.wait_until(lambda: established_to(mbx3.ports["pop3"]) >= 2, 10.0),
+                        "gatewayd never connected to the hung backend")
+        t0 = time.monotonic()
+        rc = self.gw.stop()
+        secs = time.monotonic() - t0
+        t.join(25)
+        self.assertFalse(t.is_alive(), "the client was left hanging after gatewayd stopped")
+        answer = result.get("answer")
+        self.assertIsInstance(answer, bytes, "client saw %r" % answer)
+        self.assertTrue(answer == b"" or answer.startswith(b"-ERR"), answer)
+        self.assertEqual(rc, 0, "gatewayd exited with status %s" % rc)
+        self.assertLess(secs, 10.0, "stop took %.1f s with shutdown_timeout 3s" % secs)
+        self.gw.check_log(self, allow=self.LOG_ALLOW)
+
+
 # ---- TLS to the backends ----------------------------------------------------
 
 class PopBackendTlsTest(GatewayCase):
