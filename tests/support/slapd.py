@@ -114,12 +114,14 @@ class Slapd:
         self.bind_password = SERVICE_PASSWORD
 
     @classmethod
-    def start(cls, users=None, tls=False, test=None, timeout=15.0, extra_conf=""):
-        """Set up and start an instance; returns once it accepts on every port."""
+    def start(cls, users=None, tls=False, test=None, timeout=15.0, extra_conf="", stats=True):
+        """Set up and start an instance; returns once it accepts on every port.
+        stats=False: no stats log (benchmarks; count() then sees nothing)."""
         td = g.TempDir(prefix="ld", test=test)
         self = cls(td.path, dict(users or {}), tls, g.free_port(),
                    g.free_port() if tls else None)
         self.extra_conf = extra_conf
+        self.stats = stats
         self._setup()
         self._launch(timeout)
         g._register(self)
@@ -144,7 +146,7 @@ moduleload back_mdb
 moduleload syncprov
 pidfile {d}/slapd.pid
 argsfile {d}/slapd.args
-loglevel stats
+loglevel {loglevel}
 {tls}
 access to attrs=userPassword
     by self write
@@ -169,7 +171,7 @@ overlay syncprov
 syncprov-checkpoint 100 10
 """.format(schema=SCHEMA_DIR, gateway=GATEWAY_SCHEMA, modules=MODULE_DIR, d=d, tls=tls_conf,
            service=SERVICE_DN, base=BASE, root=ROOT_DN, rootpw=ROOT_PASSWORD,
-           extra=self.extra_conf)
+           extra=self.extra_conf, loglevel="stats" if self.stats else "none")
         with open(self.conf_path, "w") as f:
             f.write(conf)
         ldif = os.path.join(d, "data.ldif")
@@ -191,7 +193,8 @@ syncprov-checkpoint 100 10
         try:
             # -d stats: foreground, our child, the stats log on stderr.
             self.proc = subprocess.Popen(
-                [SLAPD, "-f", self.conf_path, "-h", self._listen_urls(), "-d", "stats"],
+                [SLAPD, "-f", self.conf_path, "-h", self._listen_urls(), "-d",
+                 "stats" if self.stats else "0"],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                 env=env(), start_new_session=True)
         finally:
