@@ -200,6 +200,8 @@ void sip_stream_send(struct sip_stream *s, const char *data, size_t len);
 void sip_stream_lookup_done(struct sip_stream *s);
 void sip_stream_txn_link(struct sip_stream *s, struct sip_txn *t);
 void sip_stream_txn_unlink(struct sip_txn *t);
+/* Free every stream of the worker at plugin stop (the worker has already
+   closed and freed their connections: they are not touched). */
 void sip_streams_destroy_all(struct sip_worker *w);
 
 /* ---- sip_limit.c ---- */

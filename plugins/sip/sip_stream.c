@@ -41,7 +41,9 @@ struct sip_stream {
 
 static void stream_process(struct sip_stream *s);
 
-static void stream_destroy(struct sip_stream *s)
+/* conn_alive: false at plugin stop, when the worker has already closed and
+   freed every connection. */
+static void stream_destroy(struct sip_stream *s, bool conn_alive)
 {
     struct sip_worker *w = s->w;
 
@@ -49,7 +51,7 @@ static void stream_destroy(struct sip_stream *s)
         struct sip_txn *t = s->txns;
         sip_txn_destroy(&t);   /* unlinks itself */
     }
-    if (!s->closed)
+    if (!s->closed && conn_alive)
         gw_conn_close(s->c);
     if (s->prev != NULL)
         s->prev->next = s->next;
@@ -67,7 +69,7 @@ static void later_cb(void *arg)
     struct sip_stream *s = arg;
 
     if (s->closed) {
-        stream_destroy(s);
+        stream_destroy(s, true);
         return;
     }
     stream_process(s);
@@ -373,6 +375,7 @@ void sip_stream_accept(struct gw_plugin_ctx *ctx, struct gw_conn *client)
 
 void sip_streams_destroy_all(struct sip_worker *w)
 {
+    /* called from stop(): the worker closed and freed the connections */
     while (w->streams != NULL)
-        stream_destroy(w->streams);
+        stream_destroy(w->streams, false);
 }

@@ -74,6 +74,7 @@ class Msg:
 
 
 _seq = [0]
+_left_open = []   # connections deliberately left open until the interpreter exits
 
 
 def request(method, ruri, via_port, transport="UDP", branch=None, call_id=None, cseq=1,
@@ -434,6 +435,20 @@ class Redirect(SipCase):
             m = s.recv()
         self.assertEqual(m.status, 302)
         self.assertEqual(contact_target(m.h("contact")), ("alice", self.sip_ports["mbx1"], "tcp"))
+
+    def test_connection_open_at_shutdown(self):
+        """A connection with an answered INVITE (no ACK) and half a message is
+        still open when the gateway stops (class cleanup): the worker closes
+        it after shutdown_timeout and the plugin frees its state without
+        touching it (ASan checks, in the final log check)."""
+        s = Stream(self.tcp_port)
+        _left_open.append(s)
+        s.send(request("INVITE", "sip:alice@gw.example", s.port, transport="TCP"))
+        m = s.recv()
+        while m.status == 100:
+            m = s.recv()
+        self.assertEqual(m.status, 302)
+        s.send(request("OPTIONS", "sip:gw.example", s.port, transport="TCP")[:30])
 
     def test_diversion_names_the_user(self):
         """Call answering: the first Diversion's user, not the Request-URI, is looked up."""
