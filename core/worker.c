@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "core.h"
+#include "locator/health.h"
 
 struct gw_worker gw_w;
 
@@ -220,6 +221,9 @@ static void stop_cb(struct ev_loop *loop, ev_signal *w, int revents)
     gw_w.stopping = true;
     gw_listeners_stop(gw_w.listeners, gw_w.nlisteners);
     gw_admin_stop();
+    /* No new sessions will be routed: probes would only keep the drain
+       waiting. Routing without them treats every service as up. */
+    gw_health_stop();
     /* Let go of the sockets: after a reload that dropped an address, the
        kernel must stop accepting connections nobody will serve. */
     for (size_t i = 0; i < gw_w.nlisteners; i++) {
@@ -303,6 +307,7 @@ int gw_worker_run(struct gw_config *conf, struct gw_listener *ls, size_t nls, un
 
     gw_listeners_stop(ls, nls);
     gw_admin_stop();
+    gw_health_stop();   /* its probes are connections: end them first */
     gw_conn_close_all();
     for (size_t i = 0; i < conf->nprotocols; i++)
         if (conf->protocols[i].plugin->stop != NULL)
