@@ -144,9 +144,6 @@ static void sip_stop(struct gw_plugin_ctx *ctx)
     free(w);
 }
 
-/* sip_session.c */
-void sip_datagram(struct gw_plugin_ctx *ctx, struct gw_datagram *dg);
-
 GW_EXPORT const struct gw_plugin gw_plugin = {
     .abi = GW_PLUGIN_ABI,
     .signature = GW_BUILD_SIGNATURE,

@@ -128,6 +128,9 @@ struct sip_worker {
 
 /* ---- sip_session.c ---- */
 
+/* The descriptor's datagram hook: one UDP datagram. */
+void sip_datagram(struct gw_plugin_ctx *ctx, struct gw_datagram *dg);
+
 /* Handle one complete message from `from` (a datagram or a framed stream
    message). Responses are sent, stored or deferred as needed. */
 void sip_handle(struct sip_worker *w, const char *data, size_t len, const struct sip_dest *from);

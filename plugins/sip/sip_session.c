@@ -585,7 +585,6 @@ static bool only_line_ends(const char *p, size_t len)
     return true;
 }
 
-void sip_datagram(struct gw_plugin_ctx *ctx, struct gw_datagram *dg);
 void sip_datagram(struct gw_plugin_ctx *ctx, struct gw_datagram *dg)
 {
     struct sip_worker *w = gw_plugin_data(ctx);
