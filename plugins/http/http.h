@@ -101,6 +101,8 @@ struct http_backend {
 };
 
 struct http_pool *http_pool_create(long per_server, long idle_ms, long max_requests);
+/* At worker stop only: the core has freed every connection already, so the
+   pooled ones are forgotten, not closed. */
 void http_pool_destroy(struct http_pool **pool);
 /* An idle connection to `server` (most recently used first), or NULL. The
    caller sets the connection's handler. */
@@ -244,6 +246,7 @@ struct http_session {
 
 /* http_session.c */
 void http_session_accept(struct gw_plugin_ctx *ctx, struct gw_conn *client);
+/* At worker stop: free every session (their connections are gone). */
 void http_sessions_destroy_all(struct http_worker *w);
 void http_session_ref(struct http_session *s);
 void http_session_unref(struct http_session **sp);

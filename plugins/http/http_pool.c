@@ -177,6 +177,7 @@ void http_pool_destroy(struct http_pool **pp)
             struct http_backend *be = ps->idle;
             ps->idle = be->next;
             be->pool = NULL;
+            be->conn = NULL;   /* closed and freed by the core already */
             http_backend_destroy(&be);
         }
         free(ps->name);

@@ -1136,13 +1136,20 @@ void http_sessions_destroy_all(struct http_worker *w)
     struct http_session *s;
 
     while ((s = w->sessions) != NULL) {
-        /* No entry point runs at stop: the open reference is the last. */
+        /* The core has closed and freed every connection before stop():
+           forget them without touching them. No entry point runs now, so
+           the open reference is the last. */
+        s->client = NULL;
+        s->connecting = NULL;
+        if (s->be != NULL)
+            s->be->conn = NULL;
         if (s->refs != 1 || s->state == HTTP_S_CLOSED) {
             s->refs = 1;
             s->state = HTTP_S_CLOSED;
+            http_proxy_abort(s);
             http_session_unref(&s);
             continue;
         }
-        http_client_abort(s);
+        http_session_release(s);
     }
 }

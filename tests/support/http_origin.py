@@ -15,7 +15,8 @@ answers, "backend"), so a test sees where the gateway sent a request.
     GET  /drop             closes the connection without answering
     GET  /garbage          answers with something that is not HTTP
     GET  /ws               WebSocket (RFC 6455) echo of text and binary messages
-    GET  /__stats          JSON: requests (every other path) and connections counted
+    GET  /__stats          JSON: requests (every other path) and connections that
+                           carried one, and the last 500 request targets
     *    /__reset          zero the counters
 
 Expect: 100-continue is answered with 100 Continue by http.server itself.
@@ -30,6 +31,7 @@ for its port; Origin.stats(), Origin.stop().
 
 import argparse
 import base64
+import collections
 import hashlib
 import json
 import os
@@ -95,6 +97,7 @@ class Counters:
         self.lock = threading.Lock()
         self.requests = 0
         self.connections = 0
+        self.targets = collections.deque(maxlen=500)   # request targets, in order
 
     def add(self, what):
         with self.lock:
@@ -113,7 +116,7 @@ class Handler(BaseHTTPRequestHandler):
             self.request = self.server.tls_ctx.wrap_socket(self.request, server_side=True)
             self.request.settimeout(None)
         super().setup()
-        self.server.counters.add("connections")
+        self.counted = False
 
     def log_message(self, fmt, *args):
         if self.server.verbose:
@@ -196,16 +199,23 @@ class Handler(BaseHTTPRequestHandler):
         path = self._path()
         if path == "/__stats":
             c = self.server.counters
-            self._json({"backend": self.server.name, "requests": c.requests,
-                        "connections": c.connections})
+            with c.lock:
+                self._json({"backend": self.server.name, "requests": c.requests,
+                            "connections": c.connections, "targets": list(c.targets)})
             return
         if path == "/__reset":
             c = self.server.counters
             with c.lock:
                 c.requests = c.connections = 0
+                c.targets.clear()
             self._json({"backend": self.server.name, "reset": True})
             return
         self.server.counters.add("requests")
+        if not self.counted:
+            self.counted = True
+            self.server.counters.add("connections")
+        with self.server.counters.lock:
+            self.server.counters.targets.append(self.path)
         q = self._query()
         seed = int(q.get("seed", "0"))
         if path == "/echo":
@@ -375,6 +385,11 @@ class OriginServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = 256
+
+    def handle_error(self, request, client_address):
+        # clients that go away (the gateway's timeouts, probes) are normal here
+        if self.verbose:
+            super().handle_error(request, client_address)
 
     def __init__(self, addr, name, tls=None, verbose=False):
         self.name = name
