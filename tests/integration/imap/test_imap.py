@@ -1,0 +1,786 @@
+#!/usr/bin/env python3
+"""IMAP through gatewayd in front of real Dovecot backends.
+
+Every test speaks to the gateway as a user's mail client would (imaplib,
+curl, or raw lines on a socket) and asserts what that user -- or the backend
+behind the gateway -- sees. Two Dovecot instances serve every user; each
+mailbox's first message names the backend it lives on, so a test knows
+where it landed.
+
+Two gateways share the backends:
+  main     listeners: plain (plaintext allowed), strict (plain, plaintext
+           refused), starttls, implicit TLS; backends: mbx1 over STARTTLS,
+           mbx2 over implicit TLS; client address forwarded with IMAP ID;
+           login referrals on (one user lives in another site)
+  proxied  one plain listener; backends over plain TCP to Dovecot listeners
+           that require the PROXY protocol; logins as a master user; short
+           login timeout and bad-command limit
+
+Run: GW_BUILD_DIR=build /usr/bin/python3 tests/integration/imap/test_imap.py [-k NAME]
+"""
+
+import base64
+import os
+import random
+import re
+import socket
+import ssl
+import subprocess
+import sys
+import time
+import unittest
+import imaplib
+
+sys.dont_write_bytecode = True   # no __pycache__ in the source tree
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "support"))
+import gwtest as g  # noqa: E402
+
+TIMEOUT = 15.0                  # every socket operation
+BIG_SIZE = 10 * 1024 * 1024     # the FETCHed message
+PROXIED_BAD_COMMANDS = 3        # protocols.imap.max_bad_commands of the proxied gateway
+PROXIED_LOGIN_TIMEOUT = 2       # seconds, protocols.imap.login_timeout of the proxied gateway
+
+MASTER_USER = "gwmaster"
+MASTER_PASSWORD = "master-secret"
+# user: (directory password, database, backend password if different)
+USERS = {
+    "alice": ("secret-alice", "db1", None),
+    "bob": ("secret-bob", "db2", None),
+    "carol": ("secret-carol", "db1", None),     # holds the big message
+    "dave": ('p "w\\ d', "db1", None),          # a password that needs quoting
+    "ida": ("secret-ida", "db2", None),         # IDLE and ID forwarding
+    "pete": ("secret-pete", "db1", None),       # PROXY protocol
+    "mia": ("secret-mia", "db2", "not-the-directory-password"),   # master user only
+    "erin": ("secret-erin", "dbdead", None),    # its only server is down
+    "frank": ("secret-frank", "db1", None),     # lives in site-b: referral
+}
+REFERRAL_URL = "https://mail.site-b.example/owa"
+
+
+def big_message(size, seed=7):
+    """A text message of about `size` bytes (76-column base64 lines)."""
+    body = base64.encodebytes(random.Random(seed).randbytes(size * 3 // 4))
+    return g.make_message("big message", body)
+
+
+class ImapDovecot(g.Dovecot):
+    """gwtest's Dovecot plus what these tests check on the backend side: the
+    client ID in the log, a PROXY-protocol listener, a master user."""
+
+    extra_config = ""
+
+    def _config(self):
+        text = super()._config()
+        marker = "service imap-login {\n"
+        if marker not in text:
+            raise RuntimeError("gwtest's Dovecot config changed shape: no %r" % marker)
+        text = text.replace(marker, marker + (
+            "  inet_listener imap_haproxy {\n    port = %d\n    haproxy = yes\n  }\n"
+            % self.ports["imap_haproxy"]))
+        with open(os.path.join(self.dir, "master-users"), "w") as f:
+            f.write("%s:{PLAIN}%s::::::\n" % (MASTER_USER, MASTER_PASSWORD))
+        os.chmod(os.path.join(self.dir, "master-users"), 0o644)
+        return text + self.extra_config + """
+imap_id_log = *
+haproxy_trusted_networks = 127.0.0.0/8
+auth_master_user_separator = *
+passdb {
+  driver = passwd-file
+  args = %s/master-users
+  master = yes
+  pass = yes
+}
+""" % self.dir
+
+    def log(self):
+        with open(self.log_path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+
+def start_backends(test, names=("mbx1", "mbx2"), cls=ImapDovecot):
+    users = {u: (bpw or pw) for u, (pw, _, bpw) in USERS.items()}
+    out = {}
+    for name in names:
+        msgs = {u: [g.welcome_message(u, name)] for u in users}
+        msgs["carol"].append(big_message(BIG_SIZE))
+        ports = {k: g.free_port() for k in ("pop3", "imap", "pop3s", "imaps", "imap_haproxy")}
+        out[name] = cls.start(name, users=users, messages=msgs, tls=True, ports=ports,
+                              test=test)
+    return out
+
+
+# ---- a raw IMAP client ------------------------------------------------------
+
+class Imap:
+    """Lines (and literals) on a socket, for what imaplib cannot do:
+    pipelining, literals of our choice, abuse. Every read has a timeout."""
+
+    def __init__(self, port, tls=None, source=None, timeout=TIMEOUT):
+        s = socket.create_connection(("127.0.0.1", port), timeout=timeout,
+                                     source_address=(source, 0) if source else None)
+        if tls is not None:
+            s = tls.wrap_socket(s, server_hostname="localhost")
+        self.sock = s
+        self.buf = b""
+        self.greeting = self.line()
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def send(self, data):
+        self.sock.sendall(data.encode() if isinstance(data, str) else data)
+
+    def _fill(self):
+        data = self.sock.recv(262144)
+        if not data:
+            raise EOFError("connection closed by the gateway")
+        self.buf += data
+
+    def line(self):
+        """One line without its CRLF."""
+        while b"\n" not in self.buf:
+            self._fill()
+        line, _, self.buf = self.buf.partition(b"\n")
+        return line.rstrip(b"\r")
+
+    def exact(self, n):
+        while len(self.buf) < n:
+            self._fill()
+        data, self.buf = self.buf[:n], self.buf[n:]
+        return data
+
+    def response(self, tag):
+        """Lines up to and including the tagged one: (untagged lines with
+        their literals inline, tagged line)."""
+        tag = tag.encode() if isinstance(tag, str) else tag
+        lines = []
+        while True:
+            l = self.line()
+            m = re.search(rb"\{(\d+)\}$", l)
+            if m:
+                l = l + b"\r\n" + self.exact(int(m.group(1))) + self.line()
+            if l.startswith(tag + b" "):
+                return lines, l
+            lines.append(l)
+
+    def cmd(self, tag, text):
+        self.send("%s %s\r\n" % (tag, text))
+        return self.response(tag)
+
+    def closed(self, timeout=TIMEOUT):
+        """True when the gateway closes the connection (after what it sent)."""
+        self.sock.settimeout(timeout)
+        try:
+            while True:
+                self._fill()
+        except EOFError:
+            return True
+        except (socket.timeout, ConnectionResetError):
+            return False
+
+
+def caps_of(line):
+    m = re.search(rb"\[CAPABILITY ([^\]]*)\]", line)
+    return m.group(1).decode().split() if m else None
+
+
+def setUpModule():
+    """The backends and both gateways, once for the whole file (class
+    attributes of GatewayTest, so every test class sees them)."""
+    T = GatewayTest
+    T.dir = g.TempDir(prefix="gwimap-")
+    unittest.addModuleCleanup(T.dir.cleanup)
+    T.backends = start_backends(None)
+    unittest.addModuleCleanup(g.Dovecot.stop_all, list(T.backends.values()))
+    users = {u: (pw, db) for u, (pw, db, _) in USERS.items()}
+    dead_port = g.free_port()   # nothing listens there
+    dead = {"deadsrv": {"address": "127.0.0.1", "site": "site-a",
+                        "services": {"imap": {"port": dead_port, "tls": "none"}}}}
+    dbs = {"db1": ["mbx1", "mbx2"], "db2": ["mbx2", "mbx1"], "dbdead": ["deadsrv"]}
+
+    # main: mbx1 over STARTTLS, mbx2 over implicit TLS, ID forwarding.
+    # (Each gateway its own directory: standard_config makes a certificate.)
+    gdir = T.dir.subdir("main")
+    conf, info = g.standard_config(T.backends, gdir, users=users, databases=dbs,
+                                   pop=False, extra_servers=dead)
+    srv = conf["locator"]["servers"]
+    srv["mbx1"]["services"]["imap"] = {"port": T.backends["mbx1"].ports["imap"],
+                                       "tls": "starttls"}
+    srv["mbx2"]["services"]["imap"] = {"port": T.backends["mbx2"].ports["imaps"],
+                                       "tls": "implicit"}
+    conf["directory"]["users"]["frank"]["site"] = "site-b"
+    conf["sites"]["site-b"] = {"external_url": REFERRAL_URL}
+    conf["local_site"] = "site-a"
+    cert = (info["cert"], info["key"])
+    T.cafile = info["cert"]
+    T.ports = {k: g.free_port() for k in ("plain", "strict", "starttls", "tls")}
+    conf["protocols"]["imap"] = {
+        "listen": [
+            g.listener(T.ports["plain"], "none", allow_plaintext=True),
+            g.listener(T.ports["strict"], "none"),
+            g.listener(T.ports["starttls"], "starttls", cert=cert),
+            g.listener(T.ports["tls"], "implicit", cert=cert),
+        ],
+        "login_timeout": "20s",
+        "referral": True,
+        "forward": "id",
+    }
+    T.gw = g.Gateway.start(conf, directory=gdir)
+    unittest.addModuleCleanup(T.gw.stop)
+
+    # proxied: plain backends behind the PROXY protocol, master user.
+    gdir = T.dir.subdir("proxied")
+    conf2, _ = g.standard_config(T.backends, gdir, users=users, databases=dbs,
+                                 pop=False, extra_servers=dead)
+    for name, d in T.backends.items():
+        conf2["locator"]["servers"][name]["services"]["imap"] = {
+            "port": d.ports["imap_haproxy"], "tls": "none"}
+    # The health checks would probe these ports without a PROXY header, and
+    # Dovecot waits for one: the servers would look down.
+    conf2["locator"]["health"] = {"enabled": False}
+    T.pport = g.free_port()
+    conf2["protocols"]["imap"] = {
+        "listen": [g.listener(T.pport, "none", allow_plaintext=True)],
+        "login_timeout": "%ds" % PROXIED_LOGIN_TIMEOUT,
+        "max_bad_commands": PROXIED_BAD_COMMANDS,
+        "forward": "proxy",
+        "master_user": MASTER_USER,
+        "master_password": MASTER_PASSWORD,
+    }
+    T.gw2 = g.Gateway.start(conf2, directory=gdir)
+    unittest.addModuleCleanup(T.gw2.stop)
+    T.tls_ctx = g.client_tls_context(T.cafile)
+    # Runs first of the cleanups: leak reports are written when the workers
+    # exit, after the last test's own check.
+    unittest.addModuleCleanup(check_logs_after_stop)
+
+
+def check_logs_after_stop():
+    for gw in (GatewayTest.gw, GatewayTest.gw2):
+        gw.stop()
+        bad = gw.unexpected_log_lines()
+        if bad:
+            raise AssertionError("%s: %s" % (gw.log_path, "\n".join(bad[:40])))
+
+
+class GatewayTest(unittest.TestCase):
+    """Base of the test classes: the servers are started by setUpModule."""
+
+    def setUp(self):
+        self.log_start = self.gw.log_size()
+        self.log2_start = self.gw2.log_size()
+
+    def tearDown(self):
+        self.gw.check_log(self, since=self.log_start)
+        self.gw2.check_log(self, since=self.log2_start)
+
+    # -- helpers --
+
+    def raw(self, which="plain", **kw):
+        if which == "tls":
+            kw.setdefault("tls", self.tls_ctx)
+        c = Imap(self.ports[which] if which != "proxied" else self.pport, **kw)
+        self.addCleanup(c.close)
+        return c
+
+    def imaplib_client(self, which="plain"):
+        port = self.ports[which]
+        if which == "tls":
+            m = imaplib.IMAP4_SSL("127.0.0.1", port, ssl_context=self.tls_ctx, timeout=TIMEOUT)
+        else:
+            m = imaplib.IMAP4("127.0.0.1", port, timeout=TIMEOUT)
+        self.addCleanup(self._shutdown, m)
+        return m
+
+    @staticmethod
+    def _shutdown(m):
+        try:
+            m.shutdown()
+        except OSError:
+            pass
+
+    def assert_on(self, m, user, backend):
+        """imaplib client m is logged in as user on backend."""
+        typ, _ = m.select("INBOX")
+        self.assertEqual(typ, "OK")
+        typ, data = m.fetch("1", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+        self.assertEqual(typ, "OK")
+        self.assertIn(("welcome %s on %s" % (user, backend)).encode(), data[0][1])
+
+    def assert_raw_on(self, c, user, backend):
+        _, t = c.cmd("s1", "SELECT INBOX")
+        self.assertTrue(t.startswith(b"s1 OK"), t)
+        lines, t = c.cmd("s2", "FETCH 1 (BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+        self.assertTrue(t.startswith(b"s2 OK"), t)
+        self.assertIn(("welcome %s on %s" % (user, backend)).encode(), b"\n".join(lines))
+
+    def backend_log_has(self, backend, pattern, timeout=5.0):
+        rx = re.compile(pattern)
+        return g.wait_until(lambda: rx.search(self.backends[backend].log()), timeout)
+
+
+class TestPreLogin(GatewayTest):
+
+    def test_greeting_and_capability(self):
+        c = self.raw()
+        self.assertTrue(c.greeting.startswith(b"* OK [CAPABILITY "), c.greeting)
+        caps = caps_of(c.greeting)
+        self.assertEqual(caps[0], "IMAP4rev1")
+        for cap in ("SASL-IR", "ID", "LITERAL+", "AUTH=PLAIN", "LOGIN-REFERRALS"):
+            self.assertIn(cap, caps)
+        for cap in ("STARTTLS", "LOGINDISABLED", "AUTH=LOGIN"):
+            self.assertNotIn(cap, caps)
+        lines, t = c.cmd("a", "CAPABILITY")
+        self.assertTrue(t.startswith(b"a OK"), t)
+        self.assertEqual(lines, [b"* CAPABILITY " + " ".join(caps).encode()])
+        _, t = c.cmd("b", "NOOP")
+        self.assertEqual(t, b"b OK NOOP completed.")
+        lines, t = c.cmd("c", "LOGOUT")
+        self.assertEqual(lines, [b"* BYE Logging out."])
+        self.assertTrue(t.startswith(b"c OK"))
+        self.assertTrue(c.closed())
+
+    def test_capabilities_learned_from_backend(self):
+        # Dovecot announces IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE
+        # LITERAL+ before login: after a backend login the gateway's list is
+        # that, filtered, plus its own per-connection words.
+        m = self.imaplib_client()
+        m.login("alice", "secret-alice")
+        c = self.raw()
+        caps = caps_of(c.greeting)
+        self.assertEqual(caps, ["IMAP4rev1", "SASL-IR", "ID", "ENABLE", "IDLE", "LITERAL+",
+                                "LOGIN-REFERRALS", "AUTH=PLAIN"])
+
+    def test_logindisabled_without_tls(self):
+        c = self.raw("strict")
+        caps = caps_of(c.greeting)
+        self.assertIn("LOGINDISABLED", caps)
+        self.assertFalse([x for x in caps if x.startswith("AUTH=")], caps)
+        _, t = c.cmd("a", "LOGIN alice secret-alice")
+        self.assertTrue(t.startswith(b"a NO [PRIVACYREQUIRED]"), t)
+        _, t = c.cmd("b", "AUTHENTICATE PLAIN " + base64.b64encode(b"\0alice\0secret-alice").decode())
+        self.assertTrue(t.startswith(b"b NO [PRIVACYREQUIRED]"), t)
+        # A password in a literal is refused before it is sent at all.
+        c.send("c LOGIN alice {12}\r\n")
+        self.assertTrue(c.line().startswith(b"c NO [PRIVACYREQUIRED]"))
+        _, t = c.cmd("d", "NOOP")
+        self.assertTrue(t.startswith(b"d OK"), t)
+
+    def test_id(self):
+        c = self.raw()
+        lines, t = c.cmd("a", 'ID ("name" "gwtest" "version" "1")')
+        self.assertEqual(lines, [b'* ID ("name" "gatewayd")'])
+        self.assertTrue(t.startswith(b"a OK"), t)
+        _, t = c.cmd("b", "ID NIL")
+        self.assertTrue(t.startswith(b"b OK"), t)
+        _, t = c.cmd("c", 'ID ("name")')
+        self.assertTrue(t.startswith(b"c BAD"), t)
+
+    def test_commands_before_login(self):
+        c = self.raw()
+        _, t = c.cmd("a", "SELECT INBOX")
+        self.assertEqual(t, b"a BAD Not logged in.")
+        _, t = c.cmd("b", "XYZZY")
+        self.assertEqual(t, b"b BAD Unknown command.")
+        c.send("\0\r\n")
+        self.assertTrue(c.line().startswith(b"* BAD"))
+        c.send("c NO\"OP\r\n")
+        self.assertTrue(c.line().startswith(b"c BAD"))
+        _, t = c.cmd("d", "NOOP")
+        self.assertTrue(t.startswith(b"d OK"), t)
+
+    def test_pipelined_before_login(self):
+        c = self.raw()
+        c.send("a CAPABILITY\r\nb NOOP\r\nc LOGIN bob secret-bob\r\nd SELECT INBOX\r\n"
+               "e FETCH 1 (BODY.PEEK[HEADER.FIELDS (SUBJECT)])\r\nf LOGOUT\r\n")
+        _, t = c.response("a")
+        self.assertTrue(t.startswith(b"a OK"))
+        _, t = c.response("b")
+        self.assertTrue(t.startswith(b"b OK"))
+        _, t = c.response("c")
+        self.assertTrue(t.startswith(b"c OK [CAPABILITY IMAP4rev1"), t)
+        _, t = c.response("d")
+        self.assertTrue(t.startswith(b"d OK"), t)
+        lines, t = c.response("e")
+        self.assertIn(b"welcome bob on mbx2", b"\n".join(lines))
+        _, t = c.response("f")
+        self.assertTrue(t.startswith(b"f OK"), t)
+
+
+class TestLogin(GatewayTest):
+
+    def test_login_atoms_imaplib(self):
+        m = self.imaplib_client()
+        typ, data = m.login("alice", "secret-alice")
+        self.assertEqual(typ, "OK")
+        # The answer carries the backend's post-login capabilities.
+        self.assertIn(b"[CAPABILITY IMAP4rev1", data[0])
+        self.assertIn(b"IDLE", data[0])
+        self.assert_on(m, "alice", "mbx1")
+        m2 = self.imaplib_client()
+        m2.login("bob", "secret-bob")
+        self.assert_on(m2, "bob", "mbx2")
+
+    def test_login_quoted_with_escapes(self):
+        c = self.raw()
+        _, t = c.cmd("a", 'LOGIN "dave" "p \\"w\\\\ d"')
+        self.assertTrue(t.startswith(b"a OK [CAPABILITY"), t)
+        self.assert_raw_on(c, "dave", "mbx1")
+        # imaplib quotes the same way
+        m = self.imaplib_client()
+        m.login("dave", 'p "w\\ d')
+        self.assert_on(m, "dave", "mbx1")
+
+    def test_login_synchronizing_literals(self):
+        c = self.raw()
+        c.send("a LOGIN {5}\r\n")
+        self.assertTrue(c.line().startswith(b"+ "))
+        c.send("alice {12}\r\n")
+        self.assertTrue(c.line().startswith(b"+ "))
+        c.send("secret-alice\r\n")
+        _, t = c.response("a")
+        self.assertTrue(t.startswith(b"a OK [CAPABILITY"), t)
+        self.assert_raw_on(c, "alice", "mbx1")
+
+    def test_login_literal_plus(self):
+        c = self.raw()
+        c.send("a LOGIN {3+}\r\nbob {10+}\r\nsecret-bob\r\n")
+        _, t = c.response("a")
+        self.assertTrue(t.startswith(b"a OK [CAPABILITY"), t)
+        self.assert_raw_on(c, "bob", "mbx2")
+
+    def test_authenticate_plain_sasl_ir(self):
+        c = self.raw()
+        ir = base64.b64encode(b"\0carol\0secret-carol").decode()
+        _, t = c.cmd("a", "AUTHENTICATE PLAIN " + ir)
+        self.assertTrue(t.startswith(b"a OK [CAPABILITY"), t)
+        self.assert_raw_on(c, "carol", "mbx1")
+
+    def test_authenticate_plain_continuation(self):
+        m = self.imaplib_client()   # imaplib does not use SASL-IR
+        typ, _ = m.authenticate("PLAIN", lambda _: b"\0bob\0secret-bob")
+        self.assertEqual(typ, "OK")
+        self.assert_on(m, "bob", "mbx2")
+
+    def test_authenticate_cancel_and_errors(self):
+        c = self.raw()
+        c.send("a AUTHENTICATE PLAIN\r\n")
+        self.assertEqual(c.line(), b"+ ")
+        c.send("*\r\n")
+        self.assertEqual(c.line(), b"a BAD Authentication cancelled.")
+        _, t = c.cmd("b", "AUTHENTICATE CRAM-MD5")
+        self.assertTrue(t.startswith(b"b NO"), t)
+        _, t = c.cmd("c", "AUTHENTICATE PLAIN !!notbase64")
+        self.assertTrue(t.startswith(b"c BAD"), t)
+        bad = base64.b64encode(b"bob\0alice\0secret-alice").decode()   # act as another
+        _, t = c.cmd("d", "AUTHENTICATE PLAIN " + bad)
+        self.assertTrue(t.startswith(b"d BAD"), t)
+        _, t = c.cmd("e", "NOOP")
+        self.assertTrue(t.startswith(b"e OK"), t)
+
+    def test_unknown_user_and_bad_password(self):
+        c = self.raw()
+        _, t = c.cmd("a", "LOGIN nobody-here whatever")
+        self.assertEqual(t, b"a NO [AUTHENTICATIONFAILED] Authentication failed.")
+        _, t = c.cmd("b", "LOGIN alice wrong-password")
+        self.assertEqual(t, b"b NO [AUTHENTICATIONFAILED] Authentication failed.")
+        # still usable: the right password now works
+        _, t = c.cmd("c", "LOGIN alice secret-alice")
+        self.assertTrue(t.startswith(b"c OK"), t)
+
+    def test_backend_down(self):
+        c = self.raw()
+        _, t = c.cmd("a", "LOGIN erin secret-erin")
+        self.assertTrue(t.startswith(b"a NO [UNAVAILABLE]"), t)
+        _, t = c.cmd("b", "NOOP")
+        self.assertTrue(t.startswith(b"b OK"), t)
+        self.assertIn("deadsrv", self.gw.log_text()[self.log_start:])
+
+    def test_pipelined_after_login(self):
+        c = self.raw()
+        c.send("a LOGIN alice secret-alice\r\nb SELECT INBOX\r\n"
+               "c FETCH 1 (BODY.PEEK[HEADER.FIELDS (SUBJECT)])\r\nd LOGOUT\r\n")
+        _, t = c.response("a")
+        self.assertTrue(t.startswith(b"a OK [CAPABILITY"), t)
+        _, t = c.response("b")
+        self.assertTrue(t.startswith(b"b OK"), t)
+        lines, t = c.response("c")
+        self.assertIn(b"welcome alice on mbx1", b"\n".join(lines))
+        lines, t = c.response("d")
+        self.assertIn(b"* BYE", lines[0])
+        self.assertTrue(c.closed())
+
+    def test_curl(self):
+        url = "imap://127.0.0.1:%d/INBOX;UID=1" % self.ports["plain"]
+        out = subprocess.run(["curl", "-sS", "--max-time", "20", "-u", "alice:secret-alice", url],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertIn(b"Subject: welcome alice on mbx1", out.stdout)
+        url = "imaps://127.0.0.1:%d/INBOX;UID=1" % self.ports["tls"]
+        out = subprocess.run(["curl", "-sS", "--max-time", "20", "--cacert", self.cafile,
+                              "-u", "bob:secret-bob", url],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertIn(b"Subject: welcome bob on mbx2", out.stdout)
+
+    def test_referral(self):
+        c = self.raw()
+        _, t = c.cmd("a", "LOGIN frank secret-frank")
+        self.assertEqual(t.split(b"]")[0],
+                         b"a NO [REFERRAL imap://frank@mail.site-b.example/")
+        # a wrong password is not referred anywhere
+        _, t = c.cmd("b", "LOGIN frank wrong")
+        self.assertTrue(t.startswith(b"b NO [AUTHENTICATIONFAILED]"), t)
+
+
+class TestTLS(GatewayTest):
+
+    def test_starttls(self):
+        m = self.imaplib_client("starttls")
+        self.assertIn(b"STARTTLS", m.welcome)
+        self.assertIn(b"LOGINDISABLED", m.welcome)
+        m.starttls(self.tls_ctx)
+        typ, data = m.capability()
+        caps = data[0].split()
+        self.assertNotIn(b"STARTTLS", caps)
+        self.assertIn(b"AUTH=PLAIN", caps)
+        m.login("alice", "secret-alice")
+        self.assert_on(m, "alice", "mbx1")
+
+    def test_starttls_refused_where_unavailable(self):
+        c = self.raw()
+        _, t = c.cmd("a", "STARTTLS")
+        self.assertTrue(t.startswith(b"a BAD"), t)
+        c = self.raw("tls")
+        _, t = c.cmd("a", "STARTTLS")
+        self.assertTrue(t.startswith(b"a BAD"), t)
+
+    def test_starttls_injection(self):
+        # Commands pipelined behind STARTTLS in plaintext must be discarded,
+        # never run as if they had come over TLS (CVE-2011-0411 class).
+        c = self.raw("starttls")
+        c.send("a STARTTLS\r\nb LOGIN alice secret-alice\r\nc SELECT INBOX\r\n")
+        self.assertEqual(c.line(), b"a OK Begin TLS negotiation now.")
+        c.sock = self.tls_ctx.wrap_socket(c.sock, server_hostname="localhost")
+        c.buf = b""
+        lines, t = c.cmd("d", "SELECT INBOX")
+        self.assertEqual(t, b"d BAD Not logged in.")
+        self.assertEqual(lines, [])
+        _, t = c.cmd("e", "LOGIN alice secret-alice")
+        self.assertTrue(t.startswith(b"e OK"), t)
+
+    def test_implicit_tls(self):
+        m = self.imaplib_client("tls")
+        self.assertNotIn(b"LOGINDISABLED", m.welcome)
+        m.login("bob", "secret-bob")
+        self.assert_on(m, "bob", "mbx2")
+
+
+class TestRelay(GatewayTest):
+
+    def test_idle_sees_new_mail(self):
+        c = self.raw()
+        _, t = c.cmd("a", "LOGIN ida secret-ida")
+        self.assertTrue(t.startswith(b"a OK"), t)
+        lines, t = c.cmd("b", "SELECT INBOX")
+        exists = [l for l in lines if l.endswith(b" EXISTS")]
+        n = int(exists[0].split()[1])
+        c.send("c IDLE\r\n")
+        self.assertTrue(c.line().startswith(b"+ "))
+        self.backends["mbx2"].deliver("ida", g.make_message("while idling", b"ping\n"))
+        deadline = time.monotonic() + 10
+        seen = []
+        while time.monotonic() < deadline:
+            l = c.line()
+            seen.append(l)
+            if l == b"* %d EXISTS" % (n + 1):
+                break
+        self.assertIn(b"* %d EXISTS" % (n + 1), seen)
+        c.send("DONE\r\n")
+        _, t = c.response("c")
+        self.assertTrue(t.startswith(b"c OK"), t)
+
+    def _fetch_big(self, m):
+        m.select("INBOX", readonly=True)
+        typ, data = m.search(None, '(HEADER Subject "big message")')
+        num = data[0].split()[0]
+        t0 = time.monotonic()
+        typ, data = m.fetch(num, "(BODY.PEEK[])")
+        self.assertEqual(typ, "OK")
+        body = data[0][1]
+        want = self.backends["mbx1"].delivered["carol"][1]
+        self.assertEqual(len(body), len(want))
+        self.assertTrue(body == want, "10 MiB message differs")
+        return time.monotonic() - t0
+
+    def test_fetch_10mib_byte_exact(self):
+        m = self.imaplib_client("tls")   # client TLS, backend STARTTLS
+        m.login("carol", "secret-carol")
+        self._fetch_big(m)
+
+    def test_fetch_10mib_plain_and_proxy(self):
+        m = imaplib.IMAP4("127.0.0.1", self.pport, timeout=TIMEOUT)
+        self.addCleanup(self._shutdown, m)
+        m.login("carol", "secret-carol")
+        self._fetch_big(m)
+
+
+class TestForwarding(GatewayTest):
+
+    def test_id_forwarded_to_backend(self):
+        c = self.raw(source="127.0.0.2")
+        _, t = c.cmd("a", 'ID ("name" "gwtest-client" "version" "4.2" '
+                          '"x-originating-ip" "6.6.6.6")')
+        self.assertTrue(t.startswith(b"a OK"))
+        _, t = c.cmd("b", "LOGIN ida secret-ida")
+        self.assertTrue(t.startswith(b"b OK"), t)
+        # Dovecot trusts the gateway (login_trusted_networks): the session's
+        # remote IP is the client's, and the client's own ID is logged.
+        self.assertTrue(self.backend_log_has(
+            "mbx2", r"Login: user=<ida>, method=PLAIN, rip=127\.0\.0\.2,"),
+            self.backends["mbx2"].log()[-2000:])
+        self.assertTrue(self.backend_log_has("mbx2", r"ID sent: .*name=gwtest-client"),
+                        self.backends["mbx2"].log()[-2000:])
+        # The client cannot choose its own address.
+        self.assertNotIn("6.6.6.6", self.backends["mbx2"].log())
+
+    def test_proxy_protocol_and_master_user(self):
+        c = Imap(self.pport, source="127.0.0.2")
+        self.addCleanup(c.close)
+        _, t = c.cmd("a", "LOGIN pete secret-pete")
+        self.assertTrue(t.startswith(b"a OK [CAPABILITY"), t)
+        self.assert_raw_on(c, "pete", "mbx1")
+        self.assertTrue(self.backend_log_has(
+            "mbx1", r"Login: user=<pete>, method=PLAIN, rip=127\.0\.0\.2,"),
+            self.backends["mbx1"].log()[-2000:])
+
+    def test_master_user(self):
+        # mia's backend password is not her directory password: only the
+        # master login gets her in.
+        c = Imap(self.pport)
+        self.addCleanup(c.close)
+        _, t = c.cmd("a", "LOGIN mia secret-mia")
+        self.assertTrue(t.startswith(b"a OK [CAPABILITY"), t)
+        self.assert_raw_on(c, "mia", "mbx2")
+        c2 = self.raw()   # the main gateway logs in as the user: refused by the backend
+        _, t = c2.cmd("a", "LOGIN mia secret-mia")
+        self.assertTrue(t.startswith(b"a NO [AUTHENTICATIONFAILED]"), t)
+
+
+class TestLimits(GatewayTest):
+
+    def test_oversized_synchronizing_literal(self):
+        c = self.raw()
+        c.send("a LOGIN alice {100000}\r\n")
+        self.assertEqual(c.line(), b"a BAD [TOOBIG] Literal too big.")
+        _, t = c.cmd("b", "NOOP")
+        self.assertTrue(t.startswith(b"b OK"), t)
+
+    def test_oversized_nonsynchronizing_literal(self):
+        c = self.raw()
+        c.send("a LOGIN alice {100000+}\r\n" + "x" * 1000)
+        self.assertEqual(c.line(), b"a BAD [TOOBIG] Literal too big.")
+        self.assertTrue(c.line().startswith(b"* BYE"))
+        self.assertTrue(c.closed())
+
+    def test_long_line(self):
+        c = self.raw()
+        c.send("a LOGIN " + "x" * 20000 + " y\r\n")
+        self.assertTrue(c.line().startswith(b"* BAD"))
+        _, t = c.cmd("b", "NOOP")
+        self.assertTrue(t.startswith(b"b OK"), t)
+
+    def test_nul_bytes(self):
+        c = self.raw()
+        c.send(b"a LOGIN al\0ice secret\r\n")
+        self.assertTrue(c.line().startswith(b"a BAD"))
+        c.send(b"b LOGIN {6+}\r\nal\0ice secret-alice\r\n")
+        self.assertTrue(c.line().startswith(b"b BAD"))
+        _, t = c.cmd("c", "NOOP")
+        self.assertTrue(t.startswith(b"c OK"), t)
+
+    def test_too_many_bad_commands(self):
+        c = Imap(self.pport)
+        self.addCleanup(c.close)
+        for i in range(PROXIED_BAD_COMMANDS - 1):
+            _, t = c.cmd("x%d" % i, "BOGUS")
+            self.assertTrue(t.startswith(b"x%d BAD" % i), t)
+        c.send("y BOGUS\r\n")
+        self.assertTrue(c.line().startswith(b"y BAD"))
+        self.assertTrue(c.line().startswith(b"* BYE"))
+        self.assertTrue(c.closed())
+
+    def test_login_timeout(self):
+        c = Imap(self.pport)
+        self.addCleanup(c.close)
+        t0 = time.monotonic()
+        self.assertEqual(c.line(), b"* BYE Disconnected for inactivity.")
+        self.assertTrue(c.closed())
+        self.assertLess(time.monotonic() - t0, PROXIED_LOGIN_TIMEOUT + 3)
+
+    def _half_close(self, c, user, password):
+        c.send("a LOGIN %s %s\r\nb LOGOUT\r\n" % (user, password))
+        c.sock.shutdown(socket.SHUT_WR)
+        _, t = c.response("a")
+        self.assertTrue(t.startswith(b"a OK"), t)
+        _, t = c.response("b")
+        self.assertTrue(t.startswith(b"b OK"), t)
+
+    # Over a plain backend only: Dovecot 2.3 closes a TLS connection whose
+    # peer half-closed without running what it had pipelined (seen directly,
+    # without the gateway), so the TLS variant would test Dovecot.
+    def test_half_close_after_pipelined_login(self):
+        c = Imap(self.pport)
+        self.addCleanup(c.close)
+        self._half_close(c, "alice", "secret-alice")
+
+class LiteralMinusDovecot(ImapDovecot):
+    """Announces LITERAL- instead of LITERAL+ (RFC 7888), before login too."""
+    extra_config = "imap_literal_minus = yes\n"
+
+
+class TestCapabilityLearning(unittest.TestCase):
+    """A gateway of its own in front of a backend whose capabilities differ
+    from the built-in default: the greeting follows the backend."""
+
+    @classmethod
+    def setUpClass(cls):
+        d = g.TempDir(prefix="gwimapcaps-", test=cls)
+        cls.backends = start_backends(cls, names=("mbx1",), cls=LiteralMinusDovecot)
+        users = {u: (pw, db) for u, (pw, db, _) in USERS.items() if db == "db1"}
+        conf, _ = g.standard_config(cls.backends, d.path, users=users,
+                                    databases={"db1": ["mbx1"]}, pop=False)
+        conf["locator"]["health"] = {"enabled": True, "interval": "1s", "timeout": "500ms"}
+        cls.port = g.free_port()
+        conf["protocols"]["imap"] = {
+            "listen": [g.listener(cls.port, "none", allow_plaintext=True)]}
+        cls.gw = g.Gateway.start(conf, directory=d.path, test=cls)
+
+    def greeting_caps(self):
+        with Imap(self.port) as c:
+            return caps_of(c.greeting)
+
+    def test_learned_from_health_checks_and_logins(self):
+        # No login yet: only a health check can have taught the gateway.
+        caps = g.wait_until(lambda: (lambda c: c if "LITERAL-" in c else None)(
+            self.greeting_caps()), timeout=10)
+        self.assertIsNotNone(caps, "greeting never showed LITERAL-: %s" % self.greeting_caps())
+        self.assertNotIn("LITERAL+", caps)
+        with Imap(self.port) as c:
+            _, t = c.cmd("a", "LOGIN alice secret-alice")
+            self.assertTrue(t.startswith(b"a OK"), t)
+        self.assertIn("LITERAL-", self.greeting_caps())
+        self.gw.check_log(self)
+
+
+if __name__ == "__main__":
+    g.main()
