@@ -70,6 +70,7 @@ static int ldap_src_init(const struct gw_config *conf, char **error_r)
     pc.bind_password = NULL;
     pc.connections = (unsigned)l->bind_connections;
     pc.max_inflight = 1;
+    pc.share_with = search_pool;
     bind_pool = gw_ldap_pool_create(&pc, error_r);
     if (bind_pool == NULL) {
         gw_ldap_pool_destroy(&search_pool);

@@ -79,8 +79,10 @@ struct conn {
 
 struct gw_ldap_pool {
     char *name;
-    struct server *servers;
+    struct server *servers;    /* owned unless `peer` lent them */
     size_t nservers;
+    struct gw_ldap_pool *peer; /* shares the servers' state (search and bind pools) */
+    bool servers_lent;
     bool starttls, verify;
     char *bind_dn, *bind_password;
     long connect_timeout_ms, backoff_min_ms, backoff_max_ms;
@@ -368,6 +370,19 @@ static void op_submit(struct gw_ldap_op *op)
 
 /* ---- servers ------------------------------------------------------------ */
 
+/* A server failed: connections of this pool and of its peer that still
+   use it are moved elsewhere now, their requests sent again, rather than
+   each waiting for its own timeout against a hung server. */
+static void evict_server(struct gw_ldap_pool *p, int idx)
+{
+    for (unsigned i = 0; p != NULL && i < p->nconns; i++) {
+        struct conn *c = &p->conns[i];
+
+        if (c->server == idx && c->state != CONN_DOWN && !c->broken)
+            conn_fail(c, false, "server marked as failing");
+    }
+}
+
 static void server_failed(struct gw_ldap_pool *p, int idx, const char *reason)
 {
     struct server *s = &p->servers[idx];
@@ -381,6 +396,8 @@ static void server_failed(struct gw_ldap_pool *p, int idx, const char *reason)
     s->down_until = now() + (double)backoff / 1000.0;
     gw_log(GW_LOG_WARN, NULL, "ldap %s: %s: %s; not used for %ld ms", p->name, s->uri, reason,
            backoff);
+    evict_server(p, idx);
+    evict_server(p->peer, idx);
 }
 
 static void server_ok(struct gw_ldap_pool *p, int idx)
@@ -488,6 +505,8 @@ static void conn_fail(struct conn *c, bool penalize, const char *fmt, ...)
         }
         return;
     }
+    /* Closed first, so that server_failed() does not evict it again. */
+    conn_close(c);
     if (server >= 0) {
         if (penalize)
             server_failed(p, server, reason);
@@ -495,7 +514,6 @@ static void conn_fail(struct conn *c, bool penalize, const char *fmt, ...)
             gw_log(GW_LOG_INFO, NULL, "ldap %s: %s: %s; reconnecting", p->name,
                    p->servers[server].uri, reason);
     }
-    conn_close(c);
     conn_connect(c);
     pool_kick(p);
 }
@@ -1046,9 +1064,23 @@ struct gw_ldap_pool *gw_ldap_pool_create(const struct gw_ldap_pool_conf *conf, c
                                                                   : p->backoff_min_ms;
     p->max_inflight = conf->max_inflight > 0 ? conf->max_inflight : 1;
     p->max_queue = conf->max_queue > 0 ? conf->max_queue : 1024;
-    p->servers = gw_calloc(conf->nuris, sizeof(*p->servers));
-    p->nservers = conf->nuris;
-    for (size_t i = 0; i < conf->nuris; i++) {
+    if (conf->share_with != NULL) {
+        /* the same URIs: one view of which servers are failing */
+        p->servers = conf->share_with->servers;
+        p->nservers = conf->share_with->nservers;
+        p->servers_lent = true;
+        p->peer = conf->share_with;
+        conf->share_with->peer = p;
+        for (size_t i = 0; i < p->nservers; i++) {
+            tls = tls || p->servers[i].ldaps;
+            any = any || p->servers[i].resolved;
+        }
+    }
+    if (!p->servers_lent) {
+        p->servers = gw_calloc(conf->nuris, sizeof(*p->servers));
+        p->nservers = conf->nuris;
+    }
+    for (size_t i = 0; i < conf->nuris && !p->servers_lent; i++) {
         struct server *s = &p->servers[i];
         const char *err = NULL;
         char *rerr = NULL;
@@ -1130,11 +1162,18 @@ void gw_ldap_pool_destroy(struct gw_ldap_pool **pp)
         op_free(op);
     }
     free(p->conns);
-    for (size_t i = 0; i < p->nservers; i++) {
-        free(p->servers[i].uri);
-        free(p->servers[i].host);
+    if (p->peer != NULL) {
+        /* the peer keeps (or takes back) the servers */
+        p->peer->peer = NULL;
+        if (!p->servers_lent)
+            p->peer->servers_lent = false;
+    } else {
+        for (size_t i = 0; i < p->nservers; i++) {
+            free(p->servers[i].uri);
+            free(p->servers[i].host);
+        }
+        free(p->servers);
     }
-    free(p->servers);
     SSL_CTX_free(p->ssl_ctx);
     free(p->name);
     free(p->bind_dn);

@@ -55,6 +55,8 @@ struct gw_ldap_pool_conf {
     unsigned connections;            /* pool size, >= 1 */
     unsigned max_inflight;           /* requests per connection; 1 for user binds */
     unsigned max_queue;              /* requests waiting for a connection */
+    struct gw_ldap_pool *share_with; /* same URIs: share which servers are failing
+                                        (uris is then ignored); destroy this pool first */
 };
 
 /* Copies everything in conf; starts connecting at once. Must be called on
