@@ -121,6 +121,10 @@ void gw_conn_set_handler(struct gw_conn *c, gw_conn_handler *h, void *arg)
 {
     c->handler = h;
     c->arg = arg;
+    /* A handler means "ready for events": a client that speaks first
+       (HTTP, SIP) must be read before the plugin ever writes. */
+    if (h != NULL)
+        gw_conn_update_io(c);
 }
 
 void gw_conn_emit(struct gw_conn *c, enum gw_conn_event ev)
@@ -219,8 +223,8 @@ void gw_conn_update_io(struct gw_conn *c)
 {
     bool want_read = false, want_write = false;
 
-    if (c->closed)
-        return;
+    if (c->closed || c->fd < 0)
+        return; /* an upstream before its first connect, or a held login */
     switch (c->mode) {
     case GW_MODE_SESSION:
         want_read = !c->paused && !c->eof && !c->error &&

@@ -56,6 +56,9 @@ struct gw_conf_key {
  *     gw_plugin_conf(), to the session code.
  *  configure: cross-key validation after parsing; returns < 0 and sets
  *     *error_r (static or gw_strdup'ed string) to refuse the configuration.
+ *     It runs in the master, before the workers fork, so what it derives
+ *     and stores in the conf struct (parsed lists, a random secret) is the
+ *     same in every worker.
  *  start/stop: per worker. start() runs before the loop; stop() runs after
  *     the loop has ended and every connection has been closed and freed, so
  *     it may only cancel lookups, destroy timers and free the plugin's own
