@@ -74,8 +74,8 @@ enum imap_forward imap_conf_forward(const struct imap_conf *conf);
 
 /* imap_session.c */
 void imap_session_accept(struct gw_plugin_ctx *ctx, struct gw_conn *client);
-/* Cancel every lookup, close every connection and free every session of
-   this worker (plugin stop). */
+/* At worker stop (the core has freed every connection): cancel every
+   lookup and free every session of this worker. */
 void imap_sessions_destroy_all(struct imap_worker *w);
 
 #endif

@@ -1128,6 +1128,9 @@ static void imap_login_start(struct imap_session *s, const char *tag, struct ima
     s->user = gw_strndup(user.ptr, user.len);
     s->password = gw_strndup(password.ptr, password.len);
     s->method = method;
+    /* The parser's arena held the password (LOGIN) or the PLAIN response
+       (SASL-IR); the copies are in the session now. */
+    explicit_bzero(s->parser.arena, sizeof(s->parser.arena));
     s->state = IMAP_STATE_AUTHENTICATING;
     gw_conn_pause(s->client);
     s->lookup_pending = true;
@@ -1277,8 +1280,6 @@ static void imap_cmd_login(struct imap_session *s, const struct imap_parser *p)
         return;
     }
     imap_login_start(s, p->tag.ptr, u->s, pw->s, IMAP_METHOD_LOGIN);
-    /* The arena held the password; the copy is in the session now. */
-    explicit_bzero(s->parser.arena, s->parser.used);
 }
 
 /* A PLAIN response, base64 ("=" is the empty response). */
@@ -1693,15 +1694,18 @@ void imap_sessions_destroy_all(struct imap_worker *w)
 {
     struct imap_session *s;
 
+    /* At worker stop the core has closed and freed every connection
+       already (plugin.h: stop() never touches a gw_conn): forget them,
+       cancel lookups, free the sessions. No entry point is running, so the
+       open reference is the last and dropping it unlinks the session. */
     while ((s = w->sessions) != NULL) {
-        /* No entry point is running at stop: the open reference is the
-           last, and releasing it frees and unlinks the session. */
-        if (s->refs != 1 || s->state == IMAP_STATE_CLOSED) {
-            s->refs = 1;
-            s->state = IMAP_STATE_CLOSED;
-            imap_session_unref(&s);
-            continue;
-        }
-        imap_client_abort(s);
+        if (s->lookup != NULL)
+            gw_lookup_cancel(&s->lookup);
+        s->lookup_pending = false;
+        s->client = NULL;
+        s->upstream = NULL;
+        s->state = IMAP_STATE_CLOSED;
+        s->refs = 1;
+        imap_session_unref(&s);
     }
 }
