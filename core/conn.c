@@ -358,10 +358,12 @@ static void conn_handshake_step(struct gw_conn *c)
         ev_timer_stop(gw_w.loop, &c->timer);
         c->tp = &gw_transport_tls;
         gw_conn_update_io(c);
-        if (c->upstream != NULL)
+        if (c->upstream != NULL) {
             gw_upstream_handshake_done(c, true);
-        else
+        } else {
+            gw_conn_ready(c);
             gw_conn_emit(c, GW_EV_TLS_DONE);
+        }
         return;
     }
     switch (SSL_get_error(c->ssl, rc)) {
@@ -505,10 +507,27 @@ void gw_conn_set_timeout(struct gw_conn *c, long ms)
 {
     if (c->closed || c->close_after_write)
         return;
+    if (c->mode == GW_MODE_CONNECT || c->mode == GW_MODE_HANDSHAKE ||
+        (c->upstream != NULL && gw_upstream_greeting_pending(c))) {
+        /* The core's own timer bounds connecting, the handshake and the
+           greeting; the plugin's deadline starts when those are over. */
+        c->deferred_timeout = ms;
+        return;
+    }
     ev_timer_stop(gw_w.loop, &c->timer);
     if (ms > 0) {
         ev_timer_set(&c->timer, (double)ms / 1000.0, 0.0);
         ev_timer_start(gw_w.loop, &c->timer);
+    }
+}
+
+void gw_conn_ready(struct gw_conn *c)
+{
+    long ms = c->deferred_timeout;
+
+    if (ms != 0 && c->mode == GW_MODE_SESSION) {
+        c->deferred_timeout = 0;
+        gw_conn_set_timeout(c, ms);
     }
 }
 

@@ -82,6 +82,7 @@ struct gw_conn {
     struct gw_buf in, out;
     bool eof, error, closed, paused, discarding, notify_drained, close_after_write;
     bool shut_wr;               /* we sent our FIN (half-close) */
+    long deferred_timeout;      /* set by the plugin while connecting: applied when ready */
 
     gw_conn_handler *handler;
     void *arg;
@@ -104,6 +105,9 @@ struct gw_conn *gw_conn_create(int fd, const char *protocol);
 void gw_conn_fill_addrs(struct gw_conn *c);
 /* Recompute which watchers must be active. */
 void gw_conn_update_io(struct gw_conn *c);
+/* The connection has become usable by its plugin (connected, greeted,
+   TLS done): apply the timeout the plugin asked for meanwhile. */
+void gw_conn_ready(struct gw_conn *c);
 /* Deliver an event to the handler (no-op after close). */
 void gw_conn_emit(struct gw_conn *c, enum gw_conn_event ev);
 /* Try to write the output buffer; returns -1 on a fatal error. */
@@ -124,6 +128,8 @@ void gw_conn_close_all(void);
 struct gw_conn *gw_upstream_probe(const struct gw_route *route, const char *protocol,
                                   long timeout_ms, gw_conn_handler *h, void *arg);
 
+/* Whether the core is still waiting for a server-first backend's greeting. */
+bool gw_upstream_greeting_pending(const struct gw_conn *up);
 /* The mailbox database an upstream was routed for (NULL for fixed routes). */
 const char *gw_upstream_database(const struct gw_conn *up);
 

@@ -64,6 +64,11 @@ const char *gw_upstream_server(const struct gw_conn *up)
     return up->server;
 }
 
+bool gw_upstream_greeting_pending(const struct gw_conn *up)
+{
+    return up->upstream != NULL && up->upstream->awaiting_greeting;
+}
+
 const char *gw_upstream_database(const struct gw_conn *up)
 {
     return up->upstream != NULL ? up->upstream->database : NULL;
@@ -257,6 +262,7 @@ static void greeting_event(struct gw_conn *c, enum gw_conn_event ev, void *arg)
         u->awaiting_greeting = false;
         gw_conn_set_timeout(c, 0);
         gw_conn_set_handler(c, u->h, u->arg);
+        gw_conn_ready(c);
         gw_conn_emit(c, GW_EV_CONNECTED);
         if (!c->closed && c->mode == GW_MODE_SESSION && c->handler == u->h &&
             gw_conn_pending(c) > 0)
@@ -281,6 +287,7 @@ static void upstream_ready(struct gw_conn *c)
         gw_conn_update_io(c);
         return;
     }
+    gw_conn_ready(c);
     gw_conn_emit(c, GW_EV_CONNECTED);
 }
 
@@ -331,6 +338,7 @@ void gw_upstream_handshake_done(struct gw_conn *c, bool ok)
     }
     if (c->mode == GW_MODE_SESSION && u->route.tls != GW_TLS_IMPLICIT) {
         /* STARTTLS negotiated by the plugin */
+        gw_conn_ready(c);
         gw_conn_emit(c, ok ? GW_EV_TLS_DONE : GW_EV_ERROR);
         return;
     }

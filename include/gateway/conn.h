@@ -42,7 +42,10 @@ void gw_conn_set_handler(struct gw_conn *c, gw_conn_handler *h, void *arg);
 
 /* Arm (ms > 0) or disarm (ms == 0) the connection's timer; any read or
    write progress does NOT restart it: this is the caller's deadline.
-   Re-arming replaces the previous deadline. */
+   Re-arming replaces the previous deadline. While the core is still
+   connecting an upstream (connect, implicit TLS, waiting for a greeting)
+   or doing a handshake, its own timers bound that; a deadline set meanwhile
+   starts when the connection is handed to the plugin. */
 void gw_conn_set_timeout(struct gw_conn *c, long ms);
 
 /*
