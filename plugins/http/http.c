@@ -7,7 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/core_names.h>
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/params.h>
 #include <openssl/rand.h>
 
 #include "http.h"
@@ -268,9 +271,22 @@ static int http_start(struct gw_plugin_ctx *ctx)
     w->scratch = gw_malloc(w->scratch_size);
     w->rhdrs = gw_calloc((size_t)conf->max_headers, sizeof(*w->rhdrs));
     w->health_dir_ok = -1;
-    if (RAND_bytes(w->memo_key, sizeof(w->memo_key)) != 1) {
-        gw_log(GW_LOG_ERROR, NULL, "http: no randomness for the credential memo key");
-        goto fail;
+    {
+        unsigned char key[HTTP_MEMO_KEY];
+        char digest[] = "SHA256";
+        OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string("digest", digest, 0),
+                               OSSL_PARAM_construct_end()};
+        EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+
+        w->memo_mac = mac != NULL ? EVP_MAC_CTX_new(mac) : NULL;
+        EVP_MAC_free(mac);   /* the context keeps its own reference */
+        if (RAND_bytes(key, sizeof(key)) != 1 || w->memo_mac == NULL ||
+            EVP_MAC_init(w->memo_mac, key, sizeof(key), params) != 1) {
+            OPENSSL_cleanse(key, sizeof(key));
+            gw_log(GW_LOG_ERROR, NULL, "http: cannot set up the credential memo (HMAC-SHA256)");
+            goto fail;
+        }
+        OPENSSL_cleanse(key, sizeof(key));
     }
     gw_plugin_set_data(ctx, w);
     return 0;
@@ -283,6 +299,7 @@ fail:
     http_list_free(&w->paths);
     http_list_free(&w->legacy);
     http_pool_destroy(&w->pool);
+    EVP_MAC_CTX_free(w->memo_mac);
     free(w->scratch);
     free(w->rhdrs);
     free(w);
@@ -307,7 +324,7 @@ static void http_stop(struct gw_plugin_ctx *ctx)
     http_list_free(&w->legacy);
     free(w->scratch);
     free(w->rhdrs);
-    OPENSSL_cleanse(w->memo_key, sizeof(w->memo_key));
+    EVP_MAC_CTX_free(w->memo_mac);
     gw_plugin_set_data(ctx, NULL);
     free(w);
 }

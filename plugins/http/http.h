@@ -16,6 +16,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <openssl/types.h>
+
 #include "gateway/gateway.h"
 #include "http_parse.h"
 
@@ -130,7 +132,7 @@ struct http_worker {
     char *scratch;                       /* building heads (synchronous use only) */
     size_t scratch_size;
     struct http_header *rhdrs;           /* response head fields (synchronous use only) */
-    unsigned char memo_key[HTTP_MEMO_KEY];
+    EVP_MAC_CTX *memo_mac;               /* HMAC-SHA256 under a random per-worker key */
     /* health pages: the last directory probe */
     struct gw_lookup *health_lookup;
     int health_dir_ok;                   /* -1 unknown, 0 down, 1 up */

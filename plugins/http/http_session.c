@@ -28,6 +28,7 @@
 #include <http_parser.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/rand.h>
 
 #include "http.h"
 
@@ -111,12 +112,14 @@ static unsigned long long now_ms(void)
 static void memo_digest(const struct http_session *s, struct http_slice value,
                         unsigned char out[32])
 {
+    EVP_MAC_CTX *ctx = EVP_MAC_CTX_dup(s->worker->memo_mac);
     size_t outl = 0;
 
-    if (EVP_Q_mac(NULL, "HMAC", NULL, "SHA256", NULL, s->worker->memo_key,
-                  sizeof(s->worker->memo_key), (const unsigned char *)value.ptr, value.len, out,
-                  32, &outl) == NULL || outl != 32)
-        memset(out, 0xff, 32);   /* never matches a real digest in practice */
+    if (ctx == NULL || EVP_MAC_init(ctx, NULL, 0, NULL) != 1 ||
+        EVP_MAC_update(ctx, (const unsigned char *)value.ptr, value.len) != 1 ||
+        EVP_MAC_final(ctx, out, &outl, 32) != 1 || outl != 32)
+        RAND_bytes(out, 32);   /* cannot hash: a digest nothing will match */
+    EVP_MAC_CTX_free(ctx);
 }
 
 static void memo_forget(struct http_session *s)
