@@ -737,6 +737,16 @@ class Gateway:
             try:
                 for host, port in listen_addresses(config):
                     wait_port(host, port, timeout, proc=self.proc, what="gatewayd")
+                # The master binds the sockets before forking, so they accept
+                # (and queue datagrams) before any worker serves them: wait
+                # for every worker's "serving" line as well.
+                workers = config.get("workers", 1)
+                if workers == "auto":
+                    workers = os.cpu_count() or 1
+                if config.get("log_level", "info") in ("info", "debug") and wait_until(
+                        lambda: self.log_text().count(" serving ") >= int(workers),
+                        timeout, 0.02) is None:
+                    raise RuntimeError("gatewayd workers did not start serving in %.0f s" % timeout)
             except Exception as e:
                 self.stop()
                 raise RuntimeError("%s\n--- %s ---\n%s" % (e, self.log_path, _tail(self.log_path))) from None
