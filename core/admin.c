@@ -20,13 +20,16 @@
 #include <unistd.h>
 
 #include "core.h"
+#include "locator/ldap_source.h"
 
 #define GW_ADMIN_LINE_MAX 512
 
 struct admin_session {
     struct gw_conn *c;
     struct gw_lookup *lookup;
+    struct gw_locldap_write *write;   /* switchover writing the directory */
     char protocol[32];
+    char switch_db[128], switch_server[128];
 };
 
 static int admin_fd = -1;
@@ -53,7 +56,7 @@ static void explain_done(void *arg, enum gw_auth_result res, const struct gw_mai
     gw_conn_printf(s->c, "directory: user %s database %s version %d site %s\n", m->user,
                    m->database, m->version, m->site != NULL ? m->site : "-");
     {
-        const struct gw_conf_database *db = gw_config_database(gw_w.conf, m->database);
+        const struct gw_conf_database *db = gw_locator_database(m->database);
         if (db != NULL)
             gw_conn_printf(s->c, "database: %s active %s\n", db->name, gw_locator_active(db));
     }
@@ -72,6 +75,20 @@ static void explain_done(void *arg, enum gw_auth_result res, const struct gw_mai
         gw_conn_printf(s->c, "route: refuse: %s\n", r.reason != NULL ? r.reason : "?");
         break;
     }
+    reply_end(s);
+}
+
+static void switch_written(void *arg, const char *error)
+{
+    struct admin_session *s = arg;
+
+    s->write = NULL;
+    gw_conn_resume(s->c);
+    if (error != NULL)
+        gw_conn_printf(s->c, "error: %s\n", error);
+    else
+        gw_conn_printf(s->c, "ok: %s active on %s (written to the directory)\n", s->switch_db,
+                       s->switch_server);
     reply_end(s);
 }
 
@@ -96,6 +113,16 @@ static void admin_command(struct admin_session *s, char *line)
             gw_conn_printf(s->c, "error: %s\n", err);
         else
             gw_conn_printf(s->c, "ok: %s %sed\n", a1, cmd);
+    } else if (strcmp(cmd, "switchover") == 0 && a1 != NULL && a2 != NULL &&
+               gw_w.conf->loc_source == GW_LOC_LDAP) {
+        snprintf(s->switch_db, sizeof(s->switch_db), "%s", a1);
+        snprintf(s->switch_server, sizeof(s->switch_server), "%s", a2);
+        s->write = gw_locldap_switchover(a1, a2, switch_written, s, &err);
+        if (s->write != NULL) {
+            gw_conn_pause(s->c);
+            return;
+        }
+        gw_conn_printf(s->c, "error: %s\n", err);
     } else if (strcmp(cmd, "switchover") == 0 && a1 != NULL && a2 != NULL) {
         if (gw_locator_set_active(a1, a2, &err) < 0)
             gw_conn_printf(s->c, "error: %s\n", err);
@@ -116,6 +143,7 @@ static void admin_command(struct admin_session *s, char *line)
 static void admin_close(struct admin_session *s)
 {
     gw_lookup_cancel(&s->lookup);
+    gw_locldap_write_cancel(&s->write);
     gw_conn_close(s->c);
     free(s);
 }
@@ -131,7 +159,7 @@ static void admin_event(struct gw_conn *c, enum gw_conn_event ev, void *arg)
         admin_close(s);
         return;
     }
-    while (s->lookup == NULL && (rc = gw_conn_read_line(c, &line, &len)) != 0) {
+    while (s->lookup == NULL && s->write == NULL && (rc = gw_conn_read_line(c, &line, &len)) != 0) {
         char buf[GW_ADMIN_LINE_MAX];
         if (rc < 0 || len >= sizeof(buf)) {
             admin_close(s);

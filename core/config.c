@@ -842,6 +842,112 @@ static void parse_health(struct gw_cfg *c, const yaml_node_t *h, struct gw_confi
         gw_cfg_error(c, gw_cfg_pos(h), "locator.health: timeout must be shorter than interval");
 }
 
+/* locator.ldap: the connection keys (parse_ldap_conn) and the locator's own. */
+static const char *const loc_ldap_keys[] = {
+    "uris", "starttls", "verify", "ca_file", "bind_dn", "bind_password_file", "timeout",
+    "connect_timeout", "backoff_min", "backoff_max", "connections",
+    "base", "scope", "filter", "attributes", "sync", "refresh", "retry", NULL,
+};
+static const char *const loc_ldap_attr_keys[] = {"name", "copies", "active", NULL};
+
+/* One balanced filter in parentheses (libldap checks the rest when it
+   encodes the search). */
+static bool loc_filter_ok(const char *f)
+{
+    size_t len = strlen(f);
+    int depth = 0;
+
+    if (len < 3 || f[0] != '(' || f[len - 1] != ')')
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        if (f[i] == '(')
+            depth++;
+        else if (f[i] == ')' && --depth == 0 && i != len - 1)
+            return false;
+        if (depth < 0)
+            return false;
+    }
+    return depth == 0;
+}
+
+static void parse_loc_ldap(struct gw_cfg *c, const yaml_node_t *loc, struct gw_config *conf)
+{
+    static const char path[] = "locator.ldap";
+    const yaml_node_t *map = gw_cfg_get(c, loc, "ldap"), *n, *a;
+    struct gw_conf_loc_ldap *l = &conf->loc_ldap;
+    int scope = 2;
+
+    l->scope = 2;
+    l->sync = true;
+    l->refresh = 60 * MS_SECOND;
+    l->retry = MS_SECOND;
+    l->filter = gw_strdup("(objectClass=gwDatabase)");
+    l->attr_name = gw_strdup("cn");
+    l->attr_copies = gw_strdup("gwDatabaseCopy");
+    l->attr_active = gw_strdup("gwActiveServer");
+    if (map == NULL || gw_cfg_is_null(map)) {
+        gw_cfg_error(c, gw_cfg_pos(gw_cfg_get(c, loc, "source")),
+                     "locator.source: source ldap needs a locator.ldap section");
+        return;
+    }
+    if (!gw_cfg_map(c, map, path, loc_ldap_keys))
+        return;
+    parse_ldap_conn(c, map, path, gw_cfg_pos(map), &l->conn);
+    n = gw_cfg_require(c, map, path, "base", gw_cfg_pos(map));
+    if (n != NULL && gw_cfg_get_value(c, map, path, "base", GW_CONF_STRING, 0, 0, &l->base) == 0 &&
+        l->base != NULL && l->base[0] != '\0' && !gw_ldap_dn_valid(l->base))
+        gw_cfg_error(c, gw_cfg_pos(n), "locator.ldap.base: not a valid DN: '%s'", l->base);
+    if (l->base == NULL)
+        l->base = gw_strdup("");
+    if (gw_cfg_get_enum(c, map, path, "scope", scope_names, &scope) == 0)
+        l->scope = scope;
+    if (gw_cfg_get_value(c, map, path, "filter", GW_CONF_STRING, 0, 0, &l->filter) == 0) {
+        if (l->filter == NULL)
+            l->filter = gw_strdup("(objectClass=gwDatabase)");
+        else if (!loc_filter_ok(l->filter))
+            gw_cfg_error(c, gw_cfg_pos(gw_cfg_get(c, map, "filter")),
+                         "locator.ldap.filter: must be one filter in parentheses, e.g. "
+                         "(objectClass=gwDatabase)");
+    }
+    a = gw_cfg_get(c, map, "attributes");
+    if (a != NULL && gw_cfg_map(c, a, "locator.ldap.attributes", loc_ldap_attr_keys)) {
+        struct {
+            const char *key;
+            char **field;
+        } t[] = {{"name", &l->attr_name}, {"copies", &l->attr_copies}, {"active", &l->attr_active}};
+
+        for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+            char *v = NULL;
+
+            if (gw_cfg_get_value(c, a, "locator.ldap.attributes", t[i].key, GW_CONF_STRING, 0, 0,
+                                 &v) < 0 || v == NULL)
+                continue;
+            if (!ldap_attr_name_ok(v)) {
+                gw_cfg_error(c, gw_cfg_pos(gw_cfg_get(c, a, t[i].key)),
+                             "locator.ldap.attributes.%s: not an attribute name: '%s'", t[i].key,
+                             v);
+                free(v);
+                continue;
+            }
+            free(*t[i].field);
+            *t[i].field = v;
+        }
+    }
+    gw_cfg_get_value(c, map, path, "sync", GW_CONF_BOOL, 0, 0, &l->sync);
+    gw_cfg_get_value(c, map, path, "refresh", GW_CONF_DURATION, MS_SECOND, MS_DAY, &l->refresh);
+    gw_cfg_get_value(c, map, path, "retry", GW_CONF_DURATION, 50, MS_HOUR, &l->retry);
+}
+
+static void loc_ldap_free(struct gw_conf_loc_ldap *l)
+{
+    ldap_conn_free(&l->conn);
+    free(l->base);
+    free(l->filter);
+    free(l->attr_name);
+    free(l->attr_copies);
+    free(l->attr_active);
+}
+
 static void parse_locator(struct gw_cfg *c, const yaml_node_t *root, struct gw_config *conf)
 {
     const yaml_node_t *loc = gw_cfg_get(c, root, "locator");
@@ -852,11 +958,8 @@ static void parse_locator(struct gw_cfg *c, const yaml_node_t *root, struct gw_c
     if (gw_cfg_get_enum(c, loc, "locator", "source", source_names, &source) < 0)
         return;
     conf->loc_source = (enum gw_loc_source)source;
-    if (conf->loc_source == GW_LOC_LDAP) {
-        gw_cfg_error(c, gw_cfg_pos(gw_cfg_get(c, loc, "source")),
-                     "locator.source: locator source ldap is not available in this build");
-        return;
-    }
+    if (conf->loc_source == GW_LOC_LDAP)
+        parse_loc_ldap(c, loc, conf);
     parse_servers(c, gw_cfg_get(c, loc, "servers"), conf);
     parse_databases(c, gw_cfg_get(c, loc, "databases"), conf);
     parse_health(c, gw_cfg_get(c, loc, "health"), conf);
@@ -1658,6 +1761,7 @@ void gw_config_free(struct gw_config **confp)
     }
     free(conf->users);
     ldap_conf_free(&conf->dir_ldap);
+    loc_ldap_free(&conf->loc_ldap);
     for (size_t i = 0; i < conf->nservers; i++) {
         struct gw_conf_server *s = &conf->servers[i];
 

@@ -139,6 +139,20 @@ struct gw_conf_ldap {
     long default_version;      /* when the entry has no version attribute */
 };
 
+/* locator.ldap: database entries (their copies and active server). */
+struct gw_conf_loc_ldap {
+    struct gw_conf_ldap_conn conn;
+    char *base;                /* search base DN */
+    int scope;                 /* LDAP_SCOPE_* */
+    char *filter;              /* the database entries */
+    char *attr_name;           /* database name (cn) */
+    char *attr_copies;         /* "PREFERENCE SERVER" values (gwDatabaseCopy) */
+    char *attr_active;         /* active server (gwActiveServer) */
+    bool sync;                 /* RFC 4533 refreshAndPersist when the server offers it */
+    long refresh;              /* ms between full searches without sync (the TTL) */
+    long retry;                /* ms before a lost search is started again */
+};
+
 struct gw_config {
     char *file;                /* path as given, for messages */
     long workers;              /* 0 = auto (one per core) */
@@ -181,6 +195,7 @@ struct gw_config {
     size_t ndatabases;
     struct gw_conf_site *sites;
     size_t nsites;
+    struct gw_conf_loc_ldap loc_ldap; /* locator source: ldap */
 
     struct gw_conf_protocol *protocols;
     size_t nprotocols;

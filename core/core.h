@@ -216,6 +216,9 @@ void gw_locator_mark_suspect(const char *server, const char *protocol, const cha
 /* Operator actions (admin socket). Return 0, or -1 with *error_r. */
 int gw_locator_drain(const char *server, bool drain, const char **error_r);
 int gw_locator_set_active(const char *database, const char *server, const char **error_r);
+/* A database as this worker's locator knows it (gateway.yaml, or the
+   directory with the ldap source), or NULL. Valid until the loop runs. */
+const struct gw_conf_database *gw_locator_database(const char *name);
 /* The database's active server as this worker sees it now. */
 const char *gw_locator_active(const struct gw_conf_database *db);
 /* One text block describing databases, their active copy, and every
@@ -243,6 +246,8 @@ struct gw_route_input {
     const char *skip_server;   /* already tried, or NULL */
     const char *active;        /* the database's active server now, or NULL for
                                   the configured one */
+    const struct gw_conf_database *db; /* the database as the locator knows it (e.g.
+                                  from LDAP), or NULL: looked up in conf */
 };
 /* Fills *route_r; reason strings are written to buf when refusing. */
 void gw_route_decide(const struct gw_route_input *in, struct gw_route *route_r, char *buf,

@@ -29,7 +29,8 @@ void gw_route_decide(const struct gw_route_input *in, struct gw_route *r, char *
     r->kind = GW_ROUTE_REFUSE;
     buf[0] = '\0';
 
-    db = in->database != NULL ? gw_config_database(conf, in->database) : NULL;
+    db = in->db != NULL ? in->db
+         : in->database != NULL ? gw_config_database(conf, in->database) : NULL;
     if (db == NULL) {
         snprintf(buf, bufsize, "unknown database %s", in->database ? in->database : "(none)");
         r->reason = buf;

@@ -135,7 +135,7 @@ static int upstream_hold(struct gw_conn *c)
     unsigned long long now = gw_now_ms();
 
     if (u->fixed || u->probe || gw_w.conf->hold_down <= 0 || u->database == NULL ||
-        gw_config_database(gw_w.conf, u->database) == NULL)
+        gw_locator_database(u->database) == NULL)
         goto no;
     if (u->hold_until == 0) {
         u->hold_until = now + (unsigned long long)gw_w.conf->hold_down;

@@ -95,7 +95,7 @@ struct gw_ldap_pool {
     bool destroying;           /* conn_close requeues every op, persistent too */
 };
 
-enum op_kind { OP_SEARCH, OP_BIND };
+enum op_kind { OP_SEARCH, OP_BIND, OP_MODIFY };
 
 struct gw_ldap_op {
     struct gw_ldap_pool *pool;
@@ -107,6 +107,7 @@ struct gw_ldap_op {
     int scope, sizelimit;
     LDAPControl **ctrls;
     char *dn, *password;
+    char *mod_attr, *mod_value;  /* OP_MODIFY: replace mod_attr with mod_value */
     unsigned flags;
     int msgid;
     ev_timer timer;
@@ -275,6 +276,8 @@ static void op_free(struct gw_ldap_op *op)
     }
     ldap_controls_free(op->ctrls);
     free(op->dn);
+    free(op->mod_attr);
+    free(op->mod_value);
     gw_free_secret(&op->password);
     free(op);
 }
@@ -331,7 +334,7 @@ static void op_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
             ldap_abandon_ext(c->ld, op->msgid, NULL, NULL);
         /* The server took too long: stop sending it work for a while. */
         conn_fail(c, true, "no answer to a %s within the timeout; trying %s",
-                  op->kind == OP_BIND ? "bind" : "search",
+                  op->kind == OP_BIND ? "bind" : op->kind == OP_MODIFY ? "modify" : "search",
                   p->nservers > 1 ? "the next server" : "again after a pause");
     }
     op_finish_err(op, GW_LDAP_TIMEOUT);
@@ -909,6 +912,12 @@ static void conn_send(struct conn *c, struct gw_ldap_op *op)
     if (op->kind == OP_SEARCH) {
         rc = ldap_search_ext(c->ld, op->base, op->scope, op->filter, op->attrs, 0, op->ctrls,
                              NULL, NULL, op->sizelimit, &op->msgid);
+    } else if (op->kind == OP_MODIFY) {
+        char *vals[] = {op->mod_value, NULL};
+        LDAPMod mod = {LDAP_MOD_REPLACE, op->mod_attr, {.modv_strvals = vals}};
+        LDAPMod *mods[] = {&mod, NULL};
+
+        rc = ldap_modify_ext(c->ld, op->dn, mods, NULL, NULL, &op->msgid);
     } else {
         struct berval cred = {strlen(op->password), op->password};
 
@@ -1229,6 +1238,19 @@ struct gw_ldap_op *gw_ldap_bind(struct gw_ldap_pool *p, const char *dn, const ch
 
     op->dn = gw_strdup(dn);
     op->password = gw_strdup(password);
+    op_submit(op);
+    return op;
+}
+
+struct gw_ldap_op *gw_ldap_modify_replace(struct gw_ldap_pool *p, const char *dn,
+                                          const char *attr, const char *value, long timeout_ms,
+                                          gw_ldap_op_cb *cb, void *arg)
+{
+    struct gw_ldap_op *op = op_new(p, OP_MODIFY, timeout_ms, 0, cb, arg);
+
+    op->dn = gw_strdup(dn);
+    op->mod_attr = gw_strdup(attr);
+    op->mod_value = gw_strdup(value);
     op_submit(op);
     return op;
 }

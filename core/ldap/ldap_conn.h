@@ -110,6 +110,13 @@ struct gw_ldap_op *gw_ldap_search(struct gw_ldap_pool *pool, const char *base, i
    message is an LDAP_RES_BIND: see ldap_parse_result(). */
 struct gw_ldap_op *gw_ldap_bind(struct gw_ldap_pool *pool, const char *dn, const char *password,
                                 long timeout_ms, gw_ldap_op_cb *cb, void *arg);
+/* Replace every value of attr in the entry dn with one value, as the
+   service account (the LDAP locator's switchover). Re-sent on another
+   connection like a search: replacing with the same value is idempotent.
+   The result message is an LDAP_RES_MODIFY: see ldap_parse_result(). */
+struct gw_ldap_op *gw_ldap_modify_replace(struct gw_ldap_pool *pool, const char *dn,
+                                          const char *attr, const char *value, long timeout_ms,
+                                          gw_ldap_op_cb *cb, void *arg);
 /* Abandon: the callback is never called again. NULLs *op; NULL is fine. */
 void gw_ldap_op_cancel(struct gw_ldap_op **op);
 /* Re-arm the operation's timeout from now (0: none), e.g. when a

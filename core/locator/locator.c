@@ -1,5 +1,6 @@
 /*
- * The active-copy locator, per worker. Source: static (gateway.yaml). It
+ * The active-copy locator, per worker. Source: static (gateway.yaml), or
+ * ldap (ldap_source.c keeps the databases from the directory). It
  * keeps each server's runtime state -- health from the probes (health.c),
  * drain (configured, or set by an operator), suspect after a failed
  * connect -- and each database's active copy (configured, or moved by an
@@ -12,6 +13,7 @@
 
 #include "../core.h"
 #include "health.h"
+#include "ldap_source.h"
 
 #define GW_SUSPECT_MS 10000  /* a server that refused is avoided this long */
 
@@ -37,6 +39,10 @@ int gw_locator_init(const struct gw_config *conf, char **error_r)
     }
     for (size_t i = 0; i < conf->ndatabases; i++)
         active[i] = conf->databases[i].active;
+    if (conf->loc_source == GW_LOC_LDAP && gw_locldap_start(conf, error_r) < 0) {
+        gw_locator_deinit();
+        return -1;
+    }
     gw_health_start(conf);
     return 0;
 }
@@ -44,6 +50,7 @@ int gw_locator_init(const struct gw_config *conf, char **error_r)
 void gw_locator_deinit(void)
 {
     gw_health_stop();
+    gw_locldap_stop();
     free(states);
     free(suspect_until);
     free(drain_flag);
@@ -73,11 +80,19 @@ void gw_locator_mark_suspect(const char *server, const char *protocol, const cha
         suspect_until[i] = gw_now_ms() + GW_SUSPECT_MS;
 }
 
+const struct gw_conf_database *gw_locator_database(const char *name)
+{
+    if (lconf != NULL && lconf->loc_source == GW_LOC_LDAP)
+        return gw_locldap_database(name);
+    return lconf != NULL ? gw_config_database(lconf, name) : NULL;
+}
+
 const char *gw_locator_active(const struct gw_conf_database *db)
 {
-    size_t i = (size_t)(db - lconf->databases);
-
-    return i < lconf->ndatabases ? active[i] : db->active;
+    for (size_t i = 0; i < lconf->ndatabases; i++)
+        if (db == &lconf->databases[i])
+            return active[i];
+    return db->active;   /* the ldap source keeps it in its own entries */
 }
 
 /* Bring the per-server view up to date for one protocol. */
@@ -95,7 +110,7 @@ static void refresh_states(const char *protocol)
 static void route_input(struct gw_route_input *in, const struct gw_mailbox *mbox,
                         const char *protocol, unsigned flags)
 {
-    const struct gw_conf_database *db = gw_config_database(lconf, mbox->database);
+    const struct gw_conf_database *db = gw_locator_database(mbox->database);
 
     memset(in, 0, sizeof(*in));
     in->conf = lconf;
@@ -105,6 +120,7 @@ static void route_input(struct gw_route_input *in, const struct gw_mailbox *mbox
     in->protocol = protocol;
     in->flags = flags;
     in->active = db != NULL ? gw_locator_active(db) : NULL;
+    in->db = db;
 }
 
 void gw_route(const struct gw_mailbox *mbox, const char *protocol, unsigned flags,
@@ -113,7 +129,7 @@ void gw_route(const struct gw_mailbox *mbox, const char *protocol, unsigned flag
     static char reason[512];
     struct gw_route_input in;
     bool all_suspect = true;
-    const struct gw_conf_database *db = gw_config_database(lconf, mbox->database);
+    const struct gw_conf_database *db = gw_locator_database(mbox->database);
 
     refresh_states(protocol);
     route_input(&in, mbox, protocol, flags);
@@ -201,6 +217,11 @@ int gw_locator_set_active(const char *database, const char *server, const char *
     const char *name = NULL;
     size_t di;
 
+    if (lconf->loc_source == GW_LOC_LDAP) {
+        /* admin.c writes the directory (gw_locldap_switchover) instead */
+        *error_r = "with the ldap source, a switchover writes the directory";
+        return -1;
+    }
     if (db == NULL) {
         *error_r = "no such database";
         return -1;
@@ -215,17 +236,20 @@ int gw_locator_set_active(const char *database, const char *server, const char *
     di = (size_t)(db - lconf->databases);
     if (strcmp(active[di], name) == 0)
         return 0;
-    gw_log(GW_LOG_WARN, NULL, "database %s: active copy moved from %s to %s", database,
-           active[di], name);
+    gw_locator_moved(database, active[di], name);
     active[di] = name;
-    {
-        size_t n = gw_relay_close_moved(database, name, lconf->move_close_window);
-        if (n > 0)
-            gw_log(GW_LOG_INFO, NULL,
-                   "database %s: closing %zu session(s) on the old copy over %ld ms", database, n,
-                   lconf->move_close_window);
-    }
     return 0;
+}
+
+void gw_locator_moved(const char *database, const char *from, const char *to)
+{
+    size_t n;
+
+    gw_log(GW_LOG_WARN, NULL, "database %s: active copy moved from %s to %s", database, from, to);
+    n = gw_relay_close_moved(database, to, lconf->move_close_window);
+    if (n > 0)
+        gw_log(GW_LOG_INFO, NULL, "database %s: closing %zu session(s) on the old copy over %ld ms",
+               database, n, lconf->move_close_window);
 }
 
 char *gw_locator_describe(void)
@@ -236,7 +260,9 @@ char *gw_locator_describe(void)
 
     if (f == NULL)
         return gw_strdup("out of memory\n");
-    for (size_t d = 0; d < lconf->ndatabases; d++) {
+    if (lconf->loc_source == GW_LOC_LDAP)
+        gw_locldap_describe(f);
+    for (size_t d = 0; d < lconf->ndatabases && lconf->loc_source != GW_LOC_LDAP; d++) {
         const struct gw_conf_database *db = &lconf->databases[d];
         fprintf(f, "database %s active %s copies", db->name, active[d]);
         for (size_t c = 0; c < db->ncopies; c++)
