@@ -114,13 +114,16 @@ class Slapd:
         self.bind_password = SERVICE_PASSWORD
 
     @classmethod
-    def start(cls, users=None, tls=False, test=None, timeout=15.0, extra_conf="", stats=True):
+    def start(cls, users=None, tls=False, test=None, timeout=15.0, extra_conf="", stats=True,
+              extra_acl=""):
         """Set up and start an instance; returns once it accepts on every port.
-        stats=False: no stats log (benchmarks; count() then sees nothing)."""
+        stats=False: no stats log (benchmarks; count() then sees nothing).
+        extra_acl: access rules placed before the default ones (first match wins)."""
         td = g.TempDir(prefix="ld", test=test)
         self = cls(td.path, dict(users or {}), tls, g.free_port(),
                    g.free_port() if tls else None)
         self.extra_conf = extra_conf
+        self.extra_acl = extra_acl
         self.stats = stats
         self._setup()
         self._launch(timeout)
@@ -148,6 +151,7 @@ pidfile {d}/slapd.pid
 argsfile {d}/slapd.args
 loglevel {loglevel}
 {tls}
+{acl}
 access to attrs=userPassword
     by self write
     by anonymous auth
@@ -171,7 +175,7 @@ overlay syncprov
 syncprov-checkpoint 100 10
 """.format(schema=SCHEMA_DIR, gateway=GATEWAY_SCHEMA, modules=MODULE_DIR, d=d, tls=tls_conf,
            service=SERVICE_DN, base=BASE, root=ROOT_DN, rootpw=ROOT_PASSWORD,
-           extra=self.extra_conf, loglevel="stats" if self.stats else "none")
+           extra=self.extra_conf, acl=getattr(self, "extra_acl", ""), loglevel="stats" if self.stats else "none")
         with open(self.conf_path, "w") as f:
             f.write(conf)
         ldif = os.path.join(d, "data.ldif")
