@@ -887,8 +887,16 @@ static const struct error_case {
      "@FILE@:3:5: locator.servers.m: missing required key 'address'"},
     {"server in unknown site", "locator:\n  servers:\n    m: { address: a, site: nowhere }\n",
      "@FILE@:3:28: locator.servers.m.site: unknown site 'nowhere' (not in sites)"},
-    {"locator ldap", "locator:\n  source: ldap\n  ldap: { uri: ldap://x }\n",
-     "@FILE@:2:11: locator.source: locator source ldap is not available in this build"},
+    {"locator ldap: unknown key", "locator:\n  source: ldap\n  ldap: { uri: ldap://x }\n",
+     "@FILE@:3:11: unknown key 'uri' in locator.ldap"},
+    {"locator ldap without its section", "locator:\n  source: ldap\n",
+     "@FILE@:2:11: locator.source: source ldap needs a locator.ldap section"},
+    {"locator ldap: bad filter",
+     "locator:\n  source: ldap\n  ldap: { uris: ldap://x, base: 'dc=x', filter: 'cn=a' }\n",
+     "@FILE@:3:49: locator.ldap.filter: must be one filter in parentheses"},
+    {"locator ldap: bad attribute name",
+     "locator:\n  source: ldap\n  ldap: { uris: ldap://x, base: 'dc=x', attributes: { active: 'a b' } }\n",
+     "@FILE@:3:63: locator.ldap.attributes.active: not an attribute name"},
 
     /* directory */
     {"user on unknown database",

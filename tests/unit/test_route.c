@@ -127,11 +127,50 @@ static void test_skip_server(void **state)
     assert_string_equal(r.server, "mbx2");
 }
 
+/* A database the locator knows from elsewhere (the ldap source): not in
+   conf, given as in->db; its own active copy and order are used. */
+static void test_locator_database(void **state)
+{
+    struct gw_server_state st[3] = {{&servers[0], 0, 0, 0}, {&servers[1], 0, 0, 0}, {&servers[2], 0, 0, 0}};
+    static char *copies[] = {"mbx2", "mbx1", "nosuch"};
+    struct gw_conf_database ext = {.name = "dbx", .copies = copies, .ncopies = 3, .active = "mbx1"};
+    struct gw_route_input in = {.conf = &conf, .servers = st, .database = "dbx", .site = "a",
+                                .protocol = "pop", .db = &ext, .active = "mbx1"};
+    struct gw_route r;
+    char buf[256];
+
+    (void)state;
+    gw_route_decide(&in, &r, buf, sizeof(buf));
+    assert_int_equal(r.kind, GW_ROUTE_PROXY);
+    assert_string_equal(r.server, "mbx1");
+    st[0].down = true;            /* active down: next by the entry's preference */
+    gw_route_decide(&in, &r, buf, sizeof(buf));
+    assert_string_equal(r.server, "mbx2");
+    st[1].drain = true;           /* an unknown server name is skipped */
+    gw_route_decide(&in, &r, buf, sizeof(buf));
+    assert_int_equal(r.kind, GW_ROUTE_REFUSE);
+    assert_non_null(strstr(r.reason, "dbx"));
+    in.db = NULL;                 /* without it: not in conf */
+    gw_route_decide(&in, &r, buf, sizeof(buf));
+    assert_int_equal(r.kind, GW_ROUTE_REFUSE);
+    assert_non_null(strstr(r.reason, "unknown database dbx"));
+    /* in->db wins over a configured database of the same name */
+    ext.name = "db1";
+    in.database = "db1";
+    in.db = &ext;
+    in.active = "mbx2";
+    st[0].down = false;
+    st[1].drain = false;
+    gw_route_decide(&in, &r, buf, sizeof(buf));
+    assert_string_equal(r.server, "mbx2");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cases),
         cmocka_unit_test(test_skip_server),
+        cmocka_unit_test(test_locator_database),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
