@@ -34,15 +34,18 @@ bool gw_log_enabled(enum gw_log_level level)
     return level <= log_level;
 }
 
-/* Copy s into the line, replacing control characters so that a client
-   cannot forge log lines with CR/LF in a user name. */
-static size_t put_clean(char *dst, size_t room, const char *s)
+size_t gw_log_sanitize(const char *in, size_t len, char *out, size_t outsize)
 {
-    size_t n = 0;
+    size_t n;
 
-    for (; *s != '\0' && n + 1 < room; s++, n++)
-        dst[n] = ((unsigned char)*s < 0x20 || *s == 0x7f) ? '?' : *s;
-    dst[n] = '\0';
+    if (outsize == 0)
+        return 0;
+    n = len < outsize - 1 ? len : outsize - 1;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)in[i];
+        out[i] = (c < 0x20 || c == 0x7f) ? '?' : (char)c;
+    }
+    out[n] = '\0';
     return n;
 }
 
@@ -70,7 +73,8 @@ void gw_logv(enum gw_log_level level, const struct gw_conn *c, const char *fmt, 
         if (cl->user != NULL && len + 8 < sizeof(line)) {
             memcpy(line + len, " user=", 6);
             len += 6;
-            len += put_clean(line + len, sizeof(line) - len, cl->user);
+            /* A client must not forge log lines with CR/LF in a user name. */
+            len += gw_log_sanitize(cl->user, strlen(cl->user), line + len, sizeof(line) - len);
         }
         if (c->server != NULL && len + 10 < sizeof(line)) {
             n = snprintf(line + len, sizeof(line) - len, " backend=%s", c->server);
@@ -84,7 +88,7 @@ void gw_logv(enum gw_log_level level, const struct gw_conn *c, const char *fmt, 
         char msg[1536];
         line[len++] = ' ';
         vsnprintf(msg, sizeof(msg), fmt, ap);
-        len += put_clean(line + len, sizeof(line) - len - 1, msg);
+        len += gw_log_sanitize(msg, strlen(msg), line + len, sizeof(line) - len - 1);
     }
     if (len >= sizeof(line) - 1)
         len = sizeof(line) - 2;

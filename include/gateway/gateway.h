@@ -13,6 +13,7 @@
 
 #include "gateway/conn.h"
 #include "gateway/plugin.h"
+#include "gateway/sasl.h"
 
 /* ---- logging -------------------------------------------------------- */
 
@@ -23,6 +24,13 @@ enum gw_log_level { GW_LOG_ERROR, GW_LOG_WARN, GW_LOG_INFO, GW_LOG_DEBUG };
 void gw_log(enum gw_log_level level, const struct gw_conn *c, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 bool gw_log_enabled(enum gw_log_level level);
+
+/* Make a peer's bytes fit for a log line or an error text: copy at most
+   outsize - 1 octets of `in` (any octet, NUL included) to `out`, replacing
+   control characters (C0 and DEL) with '?', keeping 8-bit octets (UTF-8),
+   and NUL-terminate. Returns the length written; with outsize 0, nothing
+   is written. Pure. */
+size_t gw_log_sanitize(const char *in, size_t len, char *out, size_t outsize);
 
 /* ---- memory --------------------------------------------------------- */
 
