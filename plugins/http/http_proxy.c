@@ -637,8 +637,8 @@ void http_proxy_request_body(struct http_session *s)
         gw_conn_set_timeout(s->client, s->conf->body_timeout);
     }
     if (s->state == HTTP_S_PROXY && s->req_state == HTTP_REQ_DONE) {
-        /* pipelined requests wait until this one is answered */
-        gw_conn_pause(s->client);
+        /* pipelined requests wait (in the core's buffer) until this one is
+           answered */
         if (!s->resp_paused)
             gw_conn_set_timeout(s->client, 0);
         if (s->resp_state == HTTP_RESP_DONE)

@@ -443,8 +443,10 @@ static void http_dispatch(struct http_session *s)
     s->close_after = !req->keep_alive || s->nrequests >= (unsigned long)s->conf->keepalive_requests ||
                      s->conf->keepalive_timeout == 0;
     s->target = NULL;
-    /* decide with the client paused: pipelined requests wait */
-    gw_conn_pause(s->client);
+    /* The client is not paused while we decide: what it sends meanwhile
+       (its body, pipelined requests) waits in the core's input buffer,
+       which stops reading when full -- and an EOF is seen at once. Pausing
+       would cost an epoll_ctl per request. */
     gw_conn_set_timeout(s->client, s->conf->backend_timeout);
 
     if (s->conf->max_body_size > 0 && req->body == HTTP_BODY_LENGTH &&

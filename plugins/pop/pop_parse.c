@@ -1,10 +1,13 @@
 /*
  * POP3 parsing: command lines, SASL PLAIN messages, server status lines.
- * Pure (see pop_parse.h): this file must build and run without the core.
+ * Pure (see pop_parse.h): this file must build and run without the core,
+ * but for the core's pure SASL PLAIN decoder (core/sasl.c).
  */
 #include "pop_parse.h"
 
 #include <string.h>
+
+#include "gateway/sasl.h"
 
 /* How a command's arguments are split. */
 struct pop_cmd_syntax {
@@ -154,85 +157,43 @@ check_arity:
     return POP_PARSE_OK;
 }
 
-/* One NUL-free field of a PLAIN message, up to the next NUL or the end. */
-static size_t pop_field_end(const unsigned char *data, size_t pos, size_t len)
-{
-    while (pos < len && data[pos] != '\0')
-        pos++;
-    return pos;
-}
+/* RFC 4616 is decoded by the core; the protocol's error texts are ours.
+   Indexed by enum gw_sasl_plain_result. */
+static const char *const pop_sasl_plain_errors[] = {
+    [GW_SASL_PLAIN_OK] = NULL,
+    [GW_SASL_PLAIN_MALFORMED] = "Malformed PLAIN authentication data.",
+    [GW_SASL_PLAIN_NO_AUTHCID] = "Missing user name.",
+    [GW_SASL_PLAIN_NO_PASSWD] = "Missing password.",
+    [GW_SASL_PLAIN_TOO_LONG] = "Authentication data too long.",
+    [GW_SASL_PLAIN_BAD_CHARS] = "Invalid characters in authentication data.",
+    [GW_SASL_PLAIN_AUTHZID] = "Authorization identity must be empty or equal the user name.",
+};
 
-static bool pop_has_ctl(struct pop_slice s)
+static struct pop_slice pop_slice_of(struct gw_sasl_field f)
 {
-    size_t i;
+    struct pop_slice s = { f.ptr, f.len };
 
-    for (i = 0; i < s.len; i++) {
-        if (pop_is_ctl((unsigned char)s.ptr[i]))
-            return true;
-    }
-    return false;
-}
-
-static bool pop_has_crlf(struct pop_slice s)
-{
-    return memchr(s.ptr, '\r', s.len) != NULL || memchr(s.ptr, '\n', s.len) != NULL;
+    return s;
 }
 
 enum pop_parse_result pop_sasl_plain_parse(const unsigned char *data, size_t len,
                                            struct pop_sasl_plain *plain_r, const char **error_r)
 {
-    size_t a_end, c_end, p_end;
+    struct gw_sasl_plain plain;
+    enum gw_sasl_plain_result res;
+    const char *core_error;
 
     memset(plain_r, 0, sizeof(*plain_r));
-    *error_r = NULL;
-
-    a_end = pop_field_end(data, 0, len);
-    if (a_end == len)
-        goto malformed;
-    c_end = pop_field_end(data, a_end + 1, len);
-    if (c_end == len)
-        goto malformed;
-    p_end = pop_field_end(data, c_end + 1, len);
-    if (p_end != len)
-        goto malformed;   /* a third NUL */
-
-    plain_r->authzid.ptr = (const char *)data;
-    plain_r->authzid.len = a_end;
-    plain_r->authcid.ptr = (const char *)data + a_end + 1;
-    plain_r->authcid.len = c_end - a_end - 1;
-    plain_r->passwd.ptr = (const char *)data + c_end + 1;
-    plain_r->passwd.len = p_end - c_end - 1;
-
-    if (plain_r->authcid.len == 0) {
-        *error_r = "Missing user name.";
-        return POP_PARSE_BAD;
-    }
-    if (plain_r->passwd.len == 0) {
-        *error_r = "Missing password.";
-        return POP_PARSE_BAD;
-    }
-    if (plain_r->authzid.len > POP_SASL_ID_MAX || plain_r->authcid.len > POP_SASL_ID_MAX ||
-        plain_r->passwd.len > POP_SASL_PASSWD_MAX) {
-        *error_r = "Authentication data too long.";
+    res = gw_sasl_plain_decode(data, len, &plain, &core_error);
+    *error_r = pop_sasl_plain_errors[res];
+    if (res == GW_SASL_PLAIN_TOO_LONG)
         return POP_PARSE_TOO_LONG;
-    }
-    if (pop_has_ctl(plain_r->authzid) || pop_has_ctl(plain_r->authcid) ||
-        pop_has_crlf(plain_r->passwd)) {
-        *error_r = "Invalid characters in authentication data.";
+    if (res != GW_SASL_PLAIN_OK)
         return POP_PARSE_BAD;
-    }
-    if (plain_r->authzid.len != 0 &&
-        (plain_r->authzid.len != plain_r->authcid.len ||
-         memcmp(plain_r->authzid.ptr, plain_r->authcid.ptr, plain_r->authcid.len) != 0)) {
-        *error_r = "Authorization identity must be empty or equal the user name.";
-        return POP_PARSE_BAD;
-    }
+    plain_r->authzid = pop_slice_of(plain.authzid);
+    plain_r->authcid = pop_slice_of(plain.authcid);
+    plain_r->passwd = pop_slice_of(plain.passwd);
     return POP_PARSE_OK;
-
-malformed:
-    memset(plain_r, 0, sizeof(*plain_r));
-    *error_r = "Malformed PLAIN authentication data.";
-    return POP_PARSE_BAD;
 }
 
 /* RFC 2449: rchar = %x21-2E / %x30-5C / %x5E-7F (no '/', ']', space, CTL). */
@@ -329,14 +290,4 @@ bool pop_capa_line(const char *line, size_t len, struct pop_slice *name_r,
     args_r->ptr = line + i;
     args_r->len = len - i;
     return false;
-}
-
-size_t pop_sanitize(const char *in, size_t len, char *out, size_t outsize)
-{
-    size_t i, n = len < outsize - 1 ? len : outsize - 1;
-
-    for (i = 0; i < n; i++)
-        out[i] = pop_is_ctl((unsigned char)in[i]) ? '?' : in[i];
-    out[n] = '\0';
-    return n;
 }

@@ -1,6 +1,8 @@
 /*
  * POP3 parsing, pure: bytes in, tokens out. No I/O, no logging, no
- * allocation, no core symbols -- so unit tests and fuzzers call it directly.
+ * allocation, and of the core only the pure SASL PLAIN decoder
+ * (gateway/sasl.h, core/sasl.c) -- so unit tests and fuzzers call it
+ * directly.
  *
  * The parser is line-based, not byte-resumable: the connection layer
  * (gw_conn_read_line) already frames lines, with its own hard limit, and
@@ -17,16 +19,17 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "gateway/sasl.h"
+
 /* RFC 1939: keywords are three or four characters. */
 #define POP_KEYWORD_MAX 4
 /* No POP3 command takes more than two arguments (TOP msg n, APOP name digest). */
 #define POP_CMD_ARGS_MAX 2
 /* RFC 2449: a command line is at most 255 octets including its CRLF. */
 #define POP_LINE_MAX_RFC 255
-/* RFC 4616 requires accepting 255 octets for each identity; passwords may
-   be longer (passphrases), up to this bound. */
-#define POP_SASL_ID_MAX 255
-#define POP_SASL_PASSWD_MAX 1024
+/* SASL PLAIN limits: the core's (gateway/sasl.h). */
+#define POP_SASL_ID_MAX GW_SASL_PLAIN_ID_MAX
+#define POP_SASL_PASSWD_MAX GW_SASL_PLAIN_PASSWD_MAX
 
 enum pop_parse_result {
     POP_PARSE_OK,
@@ -88,13 +91,10 @@ enum pop_parse_result pop_command_parse(const char *line, size_t len, size_t max
 const char *pop_cmd_name(enum pop_cmd cmd);
 
 /*
- * Decode a SASL PLAIN message (RFC 4616), already base64-decoded:
- * [authzid] NUL authcid NUL passwd. Exactly two NULs; authcid and passwd
- * non-empty; identities up to POP_SASL_ID_MAX, passwd up to
- * POP_SASL_PASSWD_MAX octets. An authzid that is non-empty and differs from
- * authcid is refused (we do not act on behalf of other users). CR, LF and
- * other control characters are refused in the identities, CR and LF in the
- * password (they would end a line when relayed to a backend).
+ * Decode a SASL PLAIN message (RFC 4616), already base64-decoded, with the
+ * core's gw_sasl_plain_decode() (gateway/sasl.h: its rules and limits),
+ * answering with POP3's error texts: POP_PARSE_TOO_LONG for a field over
+ * its limit, POP_PARSE_BAD for the rest.
  */
 struct pop_sasl_plain {
     struct pop_slice authzid;
@@ -137,12 +137,5 @@ bool pop_capa_line(const char *line, size_t len, struct pop_slice *name_r,
 
 /* Case-insensitive comparison of a slice with a NUL-terminated word. */
 bool pop_slice_eq(struct pop_slice s, const char *word);
-
-/*
- * Copy at most outsize - 1 bytes of `in` to `out` for a log line or an
- * error text, replacing control characters and DEL with '?', and
- * NUL-terminate. Returns the length written. outsize must be > 0.
- */
-size_t pop_sanitize(const char *in, size_t len, char *out, size_t outsize);
 
 #endif

@@ -288,7 +288,7 @@ static void pop_backend_fail_line(struct pop_session *s, const char *what, const
 {
     char excerpt[POP_LOG_EXCERPT + 1];
 
-    pop_sanitize(line, len, excerpt, sizeof(excerpt));
+    gw_log_sanitize(line, len, excerpt, sizeof(excerpt));
     pop_backend_fail(s, "%s while %s: \"%s\"", what, pop_be_state_names[s->be_state], excerpt);
 }
 
@@ -304,49 +304,24 @@ static int pop_backend_sent(struct pop_session *s, int ret, enum pop_be_state ne
     return 0;
 }
 
-/* Base64 of "\0user\0password" (RFC 4616 with an empty authzid), in a
-   buffer the caller wipes and frees. */
-static char *pop_plain_response(const struct pop_session *s)
-{
-    size_t ulen = strlen(s->login_user), plen = strlen(s->password);
-    size_t rawlen = 2 + ulen + plen, b64size = 4 * ((rawlen + 2) / 3) + 1;
-    unsigned char *raw = gw_malloc(rawlen);
-    char *b64 = gw_malloc(b64size);
-    long n;
-
-    raw[0] = '\0';
-    memcpy(raw + 1, s->login_user, ulen);
-    raw[1 + ulen] = '\0';
-    memcpy(raw + 2 + ulen, s->password, plen);
-    n = gw_base64_encode(raw, rawlen, b64, b64size);
-    explicit_bzero(raw, rawlen);
-    free(raw);
-    if (n < 0) {
-        explicit_bzero(b64, b64size);
-        free(b64);
-        return NULL;
-    }
-    b64[n] = '\0';
-    return b64;
-}
-
-/* Send the PLAIN response line and forget the password. */
+/* Send the PLAIN response line (RFC 4616 with an empty authzid) and forget
+   the password. */
 static void pop_backend_send_plain(struct pop_session *s, bool with_command)
 {
-    char *b64 = pop_plain_response(s);
-    size_t len;
+    size_t size = gw_sasl_plain_encoded_size(0, strlen(s->login_user), strlen(s->password));
+    char *b64 = gw_malloc(size);
     int ret;
 
-    if (b64 == NULL) {
+    if (gw_sasl_plain_encode(NULL, s->login_user, s->password, b64, size) < 0) {
+        free(b64);
         pop_backend_fail(s, "cannot encode the PLAIN response");
         return;
     }
-    len = strlen(b64);
     if (with_command)
         ret = gw_conn_printf(s->upstream, "AUTH PLAIN %s\r\n", b64);
     else
         ret = gw_conn_printf(s->upstream, "%s\r\n", b64);
-    explicit_bzero(b64, len);
+    explicit_bzero(b64, size);
     free(b64);
     gw_free_secret(&s->password);
     (void)pop_backend_sent(s, ret, POP_BE_PASS);
@@ -363,7 +338,7 @@ static void pop_backend_login(struct pop_session *s)
     }
     /* RFC 5034: the initial response goes on the AUTH line only if the
        line stays within 255 octets; otherwise wait for the "+ ". */
-    b64len = 4 * ((2 + strlen(s->login_user) + strlen(s->password) + 2) / 3);
+    b64len = gw_sasl_plain_encoded_size(0, strlen(s->login_user), strlen(s->password)) - 1;
     if (b64len + sizeof("AUTH PLAIN \r\n") - 1 <= POP_LINE_MAX_RFC) {
         pop_backend_send_plain(s, true);
         return;
@@ -407,7 +382,7 @@ static void pop_backend_refused(struct pop_session *s, const struct pop_status *
 {
     char text[POP_REPLY_MAX - 2];
 
-    pop_sanitize(line, len, text, sizeof(text));
+    gw_log_sanitize(line, len, text, sizeof(text));
     gw_log(GW_LOG_INFO, s->upstream, "login failed: backend %s refused: %s",
            gw_upstream_server(s->upstream), text);
     /* Response codes meant for the client (RFC 2449, 3206) pass through;

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "../../plugins/pop/pop_parse.h"
+#include "gateway/gateway.h"   /* gw_log_sanitize() */
 
 static void one_line(const char *line, size_t len)
 {
@@ -26,7 +27,7 @@ static void one_line(const char *line, size_t len)
     if (pop_status_parse(line, len, &st) == POP_PARSE_OK)
         (void)pop_status_code_is(&st, "SYS");
     (void)pop_capa_line(line, len, &name, &args);
-    (void)pop_sanitize(line, len, clean, sizeof(clean));
+    (void)gw_log_sanitize(line, len, clean, sizeof(clean));
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

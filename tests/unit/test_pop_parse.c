@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include "../../plugins/pop/pop_parse.h"
+#include "gateway/gateway.h"   /* gw_log_sanitize() */
 
 #define L(s) s, sizeof(s) - 1   /* literal with its length, NULs included */
 
@@ -390,15 +391,15 @@ static void test_sanitize(void **state)
     char out[8];
 
     (void)state;
-    assert_int_equal(pop_sanitize(L("a\x01" "b\r\n\x7f"), out, sizeof(out)), 6);
+    assert_int_equal(gw_log_sanitize(L("a\x01" "b\r\n\x7f"), out, sizeof(out)), 6);
     assert_string_equal(out, "a?b???");
-    assert_int_equal(pop_sanitize(L("0123456789"), out, sizeof(out)), 7);
+    assert_int_equal(gw_log_sanitize(L("0123456789"), out, sizeof(out)), 7);
     assert_string_equal(out, "0123456");
-    assert_int_equal(pop_sanitize(L("\0x"), out, sizeof(out)), 2);
+    assert_int_equal(gw_log_sanitize(L("\0x"), out, sizeof(out)), 2);
     assert_memory_equal(out, "?x", 3);
-    assert_int_equal(pop_sanitize(L("abc"), out, 1), 0);
+    assert_int_equal(gw_log_sanitize(L("abc"), out, 1), 0);
     assert_string_equal(out, "");
-    assert_int_equal(pop_sanitize(L("\xc3\xa4"), out, sizeof(out)), 2);
+    assert_int_equal(gw_log_sanitize(L("\xc3\xa4"), out, sizeof(out)), 2);
     assert_string_equal(out, "\xc3\xa4");
 }
 

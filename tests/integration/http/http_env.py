@@ -62,7 +62,8 @@ class HttpWorld:
 
     @classmethod
     def start(cls, test, http_options=None, health=False, log_level="info", top=None,
-              origins=("mbx1", "mbx2", "mbx3", "legacy1", "mbx4", "canary"), env=None):
+              origins=("mbx1", "mbx2", "mbx3", "legacy1", "mbx4", "canary"), env=None,
+              locator=None):
         self = cls()
         td = g.TempDir(prefix="gwh-", test=test)
         self.dir = td.path
@@ -73,6 +74,7 @@ class HttpWorld:
             self.origins[name] = Origin.start(name, tls=tls, test=test)
         self.ports = {"plain": g.free_port(), "tls": g.free_port(), "strict": g.free_port()}
         self.config = self.make_config(http_options or {}, health, log_level, top or {})
+        self.config["locator"].update(locator or {})
         self.gw = g.Gateway.start(self.config, directory=td.path, test=test, env=env)
         return self
 
