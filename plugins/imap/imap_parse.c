@@ -1,11 +1,14 @@
 /*
  * IMAP parsing: client commands (resumable), backend response lines, and
  * the pure helpers of the session. See imap_parse.h for the contracts.
- * This file must build and run without the core.
+ * This file must build and run without the core, but for the core's pure
+ * SASL PLAIN decoder (core/sasl.c).
  */
 #include "imap_parse.h"
 
 #include <string.h>
+
+#include "gateway/sasl.h"
 
 /* RFC 3501: number fits 32 bits. */
 #define IMAP_NUMBER_MAX 4294967295ull
@@ -826,63 +829,41 @@ size_t imap_caps_prelogin(struct imap_slice caps, char *out, size_t outsize)
 
 /* ---- SASL PLAIN ------------------------------------------------------ */
 
-static bool imap_has_crlf(struct imap_slice s)
-{
-    return memchr(s.ptr, '\r', s.len) != NULL || memchr(s.ptr, '\n', s.len) != NULL;
-}
+/* RFC 4616 is decoded by the core; the protocol's error texts are ours.
+   Indexed by enum gw_sasl_plain_result. */
+static const char *const imap_sasl_plain_errors[] = {
+    [GW_SASL_PLAIN_OK] = NULL,
+    [GW_SASL_PLAIN_MALFORMED] = "Invalid PLAIN message.",
+    [GW_SASL_PLAIN_NO_AUTHCID] = "Empty user name or password.",
+    [GW_SASL_PLAIN_NO_PASSWD] = "Empty user name or password.",
+    [GW_SASL_PLAIN_TOO_LONG] = "User name or password too long.",
+    [GW_SASL_PLAIN_BAD_CHARS] = "Invalid characters in PLAIN message.",
+    [GW_SASL_PLAIN_AUTHZID] = "Authorization identity must be the authentication identity.",
+};
 
-static bool imap_has_ctl(struct imap_slice s)
+static struct imap_slice imap_slice_of(struct gw_sasl_field f)
 {
-    for (size_t i = 0; i < s.len; i++) {
-        if (imap_is_ctl((unsigned char)s.ptr[i]))
-            return true;
-    }
-    return false;
+    struct imap_slice s = { f.ptr, f.len };
+
+    return s;
 }
 
 enum imap_parse_result imap_sasl_plain_parse(const unsigned char *data, size_t len,
                                              struct imap_sasl_plain *plain_r,
                                              const char **error_r)
 {
-    const char *s = (const char *)data;
-    const char *nul1, *nul2;
+    struct gw_sasl_plain plain;
+    enum gw_sasl_plain_result res;
+    const char *core_error;
 
     memset(plain_r, 0, sizeof(*plain_r));
-    *error_r = NULL;
-    nul1 = len > 0 ? memchr(s, '\0', len) : NULL;
-    nul2 = nul1 != NULL ? memchr(nul1 + 1, '\0', len - (size_t)(nul1 + 1 - s)) : NULL;
-    if (nul1 == NULL || nul2 == NULL ||
-        memchr(nul2 + 1, '\0', len - (size_t)(nul2 + 1 - s)) != NULL) {
-        *error_r = "Invalid PLAIN message.";
+    res = gw_sasl_plain_decode(data, len, &plain, &core_error);
+    *error_r = imap_sasl_plain_errors[res];
+    if (res != GW_SASL_PLAIN_OK)
         return IMAP_PARSE_BAD;
-    }
-    plain_r->authzid.ptr = s;
-    plain_r->authzid.len = (size_t)(nul1 - s);
-    plain_r->authcid.ptr = nul1 + 1;
-    plain_r->authcid.len = (size_t)(nul2 - (nul1 + 1));
-    plain_r->passwd.ptr = nul2 + 1;
-    plain_r->passwd.len = len - (size_t)(nul2 + 1 - s);
-
-    if (plain_r->authcid.len == 0 || plain_r->passwd.len == 0) {
-        *error_r = "Empty user name or password.";
-        return IMAP_PARSE_BAD;
-    }
-    if (plain_r->authzid.len > IMAP_SASL_ID_MAX || plain_r->authcid.len > IMAP_SASL_ID_MAX ||
-        plain_r->passwd.len > IMAP_SASL_PASSWD_MAX) {
-        *error_r = "User name or password too long.";
-        return IMAP_PARSE_BAD;
-    }
-    if (imap_has_ctl(plain_r->authzid) || imap_has_ctl(plain_r->authcid) ||
-        imap_has_crlf(plain_r->passwd)) {
-        *error_r = "Invalid characters in PLAIN message.";
-        return IMAP_PARSE_BAD;
-    }
-    if (plain_r->authzid.len > 0 &&
-        (plain_r->authzid.len != plain_r->authcid.len ||
-         memcmp(plain_r->authzid.ptr, plain_r->authcid.ptr, plain_r->authcid.len) != 0)) {
-        *error_r = "Authorization identity must be the authentication identity.";
-        return IMAP_PARSE_BAD;
-    }
+    plain_r->authzid = imap_slice_of(plain.authzid);
+    plain_r->authcid = imap_slice_of(plain.authcid);
+    plain_r->passwd = imap_slice_of(plain.passwd);
     return IMAP_PARSE_OK;
 }
 
@@ -1080,16 +1061,4 @@ size_t imap_referral_url(const char *site_url, const char *user, char *out, size
         return 0;
     out[o.len] = '\0';
     return o.len;
-}
-
-size_t imap_sanitize(const char *in, size_t len, char *out, size_t outsize)
-{
-    size_t n = len < outsize - 1 ? len : outsize - 1;
-
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)in[i];
-        out[i] = imap_is_ctl(c) ? '?' : (char)c;
-    }
-    out[n] = '\0';
-    return n;
 }

@@ -1,6 +1,8 @@
 /*
  * IMAP parsing, pure: bytes in, tokens out. No I/O, no logging, no
- * allocation, no core symbols -- unit tests and the fuzzer call it directly.
+ * allocation, and of the core only the pure SASL PLAIN decoder
+ * (gateway/sasl.h, core/sasl.c) -- unit tests and the fuzzer call it
+ * directly.
  *
  * Two parsers:
  *
@@ -16,7 +18,7 @@
  *    lines; before login a backend sends nothing else).
  *
  * Plus the small pure helpers the session needs: capability lists, SASL
- * PLAIN, ID parameters, quoting, login referral URLs, log sanitizing.
+ * PLAIN, ID parameters, quoting, login referral URLs.
  *
  * References: RFC 3501 and 9051 (IMAP4rev1, rev2), RFC 7888 (LITERAL+ and
  * LITERAL-), RFC 2971 (ID), RFC 4959 (SASL-IR), RFC 4616 (PLAIN),
@@ -28,6 +30,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "gateway/sasl.h"
 
 /* Bytes of one command's tag, name and argument contents (each stored with
    a terminating NUL). A command that does not fit is "too long". */
@@ -43,9 +47,9 @@
 #define IMAP_ID_PAIRS_MAX 30
 #define IMAP_ID_FIELD_MAX 30
 #define IMAP_ID_VALUE_MAX 1024
-/* RFC 4616 requires 255 octets per identity; passwords may be longer. */
-#define IMAP_SASL_ID_MAX 255
-#define IMAP_SASL_PASSWD_MAX 1024
+/* SASL PLAIN limits: the core's (gateway/sasl.h). */
+#define IMAP_SASL_ID_MAX GW_SASL_PLAIN_ID_MAX
+#define IMAP_SASL_PASSWD_MAX GW_SASL_PLAIN_PASSWD_MAX
 
 enum imap_parse_result {
     IMAP_PARSE_MORE,     /* all input consumed; the command is not complete yet */
@@ -230,12 +234,9 @@ size_t imap_caps_prelogin(struct imap_slice backend_caps, char *out, size_t outs
 /* ---- SASL PLAIN -------------------------------------------------------- */
 
 /*
- * Decode a SASL PLAIN message (RFC 4616), already base64-decoded:
- * [authzid] NUL authcid NUL passwd. Exactly two NULs; authcid and passwd
- * non-empty; identities up to IMAP_SASL_ID_MAX, passwd up to
- * IMAP_SASL_PASSWD_MAX octets. A non-empty authzid different from authcid is
- * refused (we do not act on behalf of others). CR and LF are refused
- * everywhere, other control characters in the identities.
+ * Decode a SASL PLAIN message (RFC 4616), already base64-decoded, with the
+ * core's gw_sasl_plain_decode() (gateway/sasl.h: its rules and limits),
+ * answering IMAP_PARSE_BAD with IMAP's error texts.
  */
 struct imap_sasl_plain {
     struct imap_slice authzid, authcid, passwd;
@@ -281,12 +282,5 @@ size_t imap_quote(const char *in, size_t len, char *out, size_t outsize);
  * host or `outsize` is too small.
  */
 size_t imap_referral_url(const char *site_url, const char *user, char *out, size_t outsize);
-
-/*
- * Copy at most outsize - 1 bytes of `in` for a log line or error text,
- * replacing control characters and DEL with '?', and NUL-terminate.
- * Returns the length written. outsize must be > 0.
- */
-size_t imap_sanitize(const char *in, size_t len, char *out, size_t outsize);
 
 #endif

@@ -410,7 +410,7 @@ static void imap_backend_fail_line(struct imap_session *s, const char *what, con
 {
     char excerpt[IMAP_LOG_EXCERPT + 1];
 
-    imap_sanitize(line, len, excerpt, sizeof(excerpt));
+    gw_log_sanitize(line, len, excerpt, sizeof(excerpt));
     imap_backend_fail(s, "%s while %s: \"%s\"", what, imap_be_state_names[s->be_state], excerpt);
 }
 
@@ -505,32 +505,6 @@ static void imap_login_arg(struct imap_session *s, struct imap_buf *b, const cha
     imap_buf_add(b, arg, len);
 }
 
-/* Base64 of "\0name\0password" (RFC 4616 with an empty authzid), in a
-   buffer the caller wipes and frees. */
-static char *imap_plain_response(const char *name, const char *password)
-{
-    size_t ulen = strlen(name), plen = strlen(password);
-    size_t rawlen = 2 + ulen + plen, b64size = 4 * ((rawlen + 2) / 3) + 1;
-    unsigned char *raw = gw_malloc(rawlen);
-    char *b64 = gw_malloc(b64size);
-    long n;
-
-    raw[0] = '\0';
-    memcpy(raw + 1, name, ulen);
-    raw[1 + ulen] = '\0';
-    memcpy(raw + 2 + ulen, password, plen);
-    n = gw_base64_encode(raw, rawlen, b64, b64size);
-    explicit_bzero(raw, rawlen);
-    free(raw);
-    if (n < 0) {
-        explicit_bzero(b64, b64size);
-        free(b64);
-        return NULL;
-    }
-    b64[n] = '\0';
-    return b64;
-}
-
 /* Split the login into parts separated by continuation requests:
    AUTHENTICATE PLAIN when the backend offers it (any octet is safe in
    base64), LOGIN otherwise. Wipes the password. Returns -1 on failure. */
@@ -553,8 +527,12 @@ static int imap_build_login(struct imap_session *s)
     imap_be_next_tag(s, s->be_login_tag);
     s->be_nparts = s->be_next_part = 0;
     if (imap_caps_has(caps, "AUTH=PLAIN")) {
-        b64 = imap_plain_response(name, password);
-        if (b64 == NULL) {
+        /* RFC 4616 with an empty authzid. */
+        size_t size = gw_sasl_plain_encoded_size(0, strlen(name), strlen(password));
+
+        b64 = gw_malloc(size);
+        if (gw_sasl_plain_encode(NULL, name, password, b64, size) < 0) {
+            free(b64);
             free(name);
             return -1;
         }
@@ -567,7 +545,7 @@ static int imap_build_login(struct imap_session *s)
             imap_buf_to_part(s, &b);
         }
         imap_buf_str(&b, b64);
-        explicit_bzero(b64, strlen(b64));
+        explicit_bzero(b64, size);
         free(b64);
     } else {
         bool lplus = imap_caps_has(caps, "LITERAL+");
@@ -682,12 +660,12 @@ static void imap_backend_refused(struct imap_session *s, const struct imap_respo
     char text[IMAP_LOG_EXCERPT + 1], code[64];
     struct imap_slice name = imap_code_name(r->code);
 
-    imap_sanitize(line, len, text, sizeof(text));
+    gw_log_sanitize(line, len, text, sizeof(text));
     gw_log(GW_LOG_INFO, s->upstream, "login failed: user=%s: backend %s refused: %s",
            s->login_user, gw_upstream_server(s->upstream), text);
     if (r->status == IMAP_STATUS_NO && imap_code_for_client(name)) {
-        imap_sanitize(name.ptr, name.len, code, sizeof(code));
-        imap_sanitize(r->text.ptr, r->text.len, text, sizeof(text));
+        gw_log_sanitize(name.ptr, name.len, code, sizeof(code));
+        gw_log_sanitize(r->text.ptr, r->text.len, text, sizeof(text));
         imap_login_failed(s, "NO [%s] %s", code, text[0] != '\0' ? text : "Login failed.");
         return;
     }
@@ -747,7 +725,7 @@ static void imap_backend_login_answer(struct imap_session *s, const struct imap_
             imap_backend_wait(s, IMAP_BE_POST_CAPABILITY);
         return;
     }
-    imap_sanitize(r->text.ptr, r->text.len, text, sizeof(text));
+    gw_log_sanitize(r->text.ptr, r->text.len, text, sizeof(text));
     imap_backend_done(s, text[0] != '\0' ? text : "Logged in.");
 }
 
@@ -844,7 +822,7 @@ static void imap_backend_line(struct imap_session *s, const char *line, size_t l
         if (r.status != IMAP_STATUS_OK) {
             char text[IMAP_LOG_EXCERPT + 1];
 
-            imap_sanitize(line, len, text, sizeof(text));
+            gw_log_sanitize(line, len, text, sizeof(text));
             gw_log(GW_LOG_WARN, s->upstream, "backend %s refused ID: %s",
                    gw_upstream_server(s->upstream), text);
         }

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "../../plugins/imap/imap_parse.h"
+#include "gateway/gateway.h"   /* gw_log_sanitize() */
 
 #define FUZZ_CHECK(cond)                                                                           \
     do {                                                                                           \
@@ -181,7 +182,7 @@ static void fuzz_lines(const uint8_t *data, size_t len)
 
             if (imap_caps_prelogin(all, caps, sizeof(caps)) > 0)
                 FUZZ_CHECK(strncmp(caps, "IMAP4rev1", 9) == 0);
-            FUZZ_CHECK(imap_sanitize(s, l, log, sizeof(log)) < sizeof(log));
+            FUZZ_CHECK(gw_log_sanitize(s, l, log, sizeof(log)) < sizeof(log));
         }
         s = nl != NULL ? nl + 1 : end;
     }
