@@ -61,7 +61,8 @@ enum gw_tls_mode gw_upstream_tls(const struct gw_conn *up)
 
 const char *gw_upstream_server(const struct gw_conn *up)
 {
-    return up->server;
+    /* "-" before any server was chosen: callers print it */
+    return up->server != NULL ? up->server : "-";
 }
 
 bool gw_upstream_greeting_pending(const struct gw_conn *up)
@@ -146,6 +147,18 @@ static int upstream_hold(struct gw_conn *c)
         goto no;
     u->holding = true;
     c->mode = GW_MODE_CONNECT;
+    /* no socket while held: a failed attempt's must not wake us */
+    ev_io_stop(gw_w.loop, &c->rio);
+    ev_io_stop(gw_w.loop, &c->wio);
+    if (c->fd >= 0) {
+        close(c->fd);
+        c->fd = -1;
+    }
+    if (c->ssl != NULL) {
+        SSL_free(c->ssl);
+        c->ssl = NULL;
+        c->tp = &gw_transport_plain;
+    }
     ev_timer_stop(gw_w.loop, &c->timer);
     ev_timer_set(&c->timer, GW_HOLD_POLL_MS / 1000.0, 0.0);
     ev_timer_start(gw_w.loop, &c->timer);
@@ -202,10 +215,13 @@ static int upstream_try(struct gw_conn *c)
         }
         if (u->probe)
             return -1;
-        gw_log(GW_LOG_WARN, c, "%s", u->last_error);
+        /* while a login is held, its repeated attempts are not news */
+        gw_log(u->hold_until != 0 ? GW_LOG_DEBUG : GW_LOG_WARN, c, "%s", u->last_error);
         gw_locator_mark_suspect(u->route.server, u->protocol, u->last_error);
     }
-    return -1;
+    /* Every copy tried has failed, maybe before the health checks could
+       notice (all copies died at once): wait like for an unhealthy one. */
+    return upstream_hold(c);
 }
 
 static void upstream_fail(struct gw_conn *c)
@@ -231,7 +247,8 @@ static void upstream_retry(struct gw_conn *c, const char *why)
 
     snprintf(u->last_error, sizeof(u->last_error), "%s:%u: %s", u->route.host, u->route.port, why);
     if (!u->probe) {
-        gw_log(GW_LOG_WARN, c, "backend %s failed: %s", u->route.server, u->last_error);
+        gw_log(u->hold_until != 0 ? GW_LOG_DEBUG : GW_LOG_WARN, c, "backend %s failed: %s",
+               u->route.server, u->last_error);
         gw_locator_mark_suspect(u->route.server, u->protocol, why);
     }
     if (c->ssl != NULL) {
@@ -281,9 +298,10 @@ static void upstream_ready(struct gw_conn *c)
     struct gw_upstream *u = c->upstream;
 
     if (!u->probe && server_first(u->protocol)) {
+        /* arm the greeting deadline before the flag that defers plugin timeouts */
+        gw_conn_set_timeout(c, u->timeout_ms);
         u->awaiting_greeting = true;
         gw_conn_set_handler(c, greeting_event, NULL);
-        gw_conn_set_timeout(c, u->timeout_ms);
         gw_conn_update_io(c);
         return;
     }
@@ -357,6 +375,7 @@ void gw_upstream_io(struct gw_conn *c, int revents)
 
     if (revents == 0 && c->upstream->holding) {
         c->upstream->holding = false;
+        c->upstream->attempts = 0; /* a new round over the copies */
         if (upstream_try(c) < 0)
             upstream_fail(c);
         return;
