@@ -427,8 +427,8 @@ def main():
 
     out = {"rounds": a.rounds, "seconds": a.seconds, "versions": versions, "results": []}
     floors_ok = True
-    print("%-4s %-4s %-9s %12s %10s %8s %8s" % ("size", "conn", "target", "req/s", "p99 ms",
-                                                "x nginx", "cpu"))
+    print("%-4s %-4s %-9s %12s %10s %8s %8s %10s" % ("size", "conn", "target", "req/s", "p99 ms",
+                                                     "x nginx", "cpu", "us cpu/req"))
     for s in sizes:
         for c in conns:
             med = {}
@@ -437,11 +437,16 @@ def main():
                 med[t] = {"rps": statistics.median(r["rps"] for r in runs),
                           "p99_ms": statistics.median(r["p99_ms"] for r in runs),
                           "cpu": statistics.median(r["proxy_cpu"] for r in runs),
+                          # the proxy's CPU per request: steadier than req/s
+                          # on a machine shared with other work
+                          "cpu_us_per_req": statistics.median(
+                              r["proxy_cpu"] / r["rps"] * 1e6 if r["rps"] else 0 for r in runs),
                           "non2xx": sum(r["non2xx"] for r in runs)}
             for t in targets:
                 ratio = (med[t]["rps"] / med["nginx"]["rps"]) if "nginx" in med else float("nan")
-                print("%-4s %-4d %-9s %12.0f %10.2f %8.2f %8.2f" % (
-                    s, c, t, med[t]["rps"], med[t]["p99_ms"], ratio, med[t]["cpu"]))
+                print("%-4s %-4d %-9s %12.0f %10.2f %8.2f %8.2f %10.1f" % (
+                    s, c, t, med[t]["rps"], med[t]["p99_ms"], ratio, med[t]["cpu"],
+                    med[t]["cpu_us_per_req"]))
                 out["results"].append(dict(size=s, conns=c, target=t, **med[t],
                                            runs=results[(s, c, t)]))
             if "gatewayd" in med and "nginx" in med:

@@ -324,6 +324,8 @@ static void http_stop(struct gw_plugin_ctx *ctx)
     http_list_free(&w->legacy);
     free(w->scratch);
     free(w->rhdrs);
+    while (w->nbufs > 0)
+        free(w->bufs[--w->nbufs]);
     EVP_MAC_CTX_free(w->memo_mac);
     gw_plugin_set_data(ctx, NULL);
     free(w);

@@ -32,6 +32,7 @@
 #define HTTP_IN_SLACK (16u * 1024u)    /* input buffers: the head limit plus this, so a body's
                                           first bytes and a pipelined head fit behind a head */
 #define HTTP_IN_INITIAL 4096u          /* input buffers start this small and grow */
+#define HTTP_BUF_CACHE 256             /* free initial-size buffers kept per worker */
 #define HTTP_READ_MAX (64u * 1024u)    /* bytes taken from the core per read */
 #define HTTP_HEAD_EXTRA 2048u          /* room for the headers we add to a forwarded head */
 #define HTTP_LIST_MAX 32               /* entries of a comma-separated key */
@@ -132,6 +133,8 @@ struct http_worker {
     char *scratch;                       /* building heads (synchronous use only) */
     size_t scratch_size;
     struct http_header *rhdrs;           /* response head fields (synchronous use only) */
+    char *bufs[HTTP_BUF_CACHE];          /* free HTTP_IN_INITIAL buffers */
+    size_t nbufs;
     EVP_MAC_CTX *memo_mac;               /* HMAC-SHA256 under a random per-worker key */
     /* health pages: the last directory probe */
     struct gw_lookup *health_lookup;
@@ -269,11 +272,12 @@ void http_consume_head(struct http_session *s);
 void http_exchange_done(struct http_session *s);
 /* Read and process what the client sent, per the state. */
 void http_client_input(struct http_session *s);
-void http_buf_reserve(struct http_buf *b, size_t cap);
-/* Make room for `room` more bytes (compacting, then growing). Only while no
-   slice points into the buffer. */
-void http_buf_ensure(struct http_buf *b, size_t room);
-void http_buf_release(struct http_buf *b);
+/* Buffers: HTTP_IN_INITIAL bytes from the worker's cache; growing (only
+   while no slice points into the buffer) compacts, then doubles; releasing
+   wipes the bytes and returns a small buffer to the cache. */
+void http_buf_reserve(struct http_worker *w, struct http_buf *b);
+void http_buf_ensure(struct http_worker *w, struct http_buf *b, size_t room);
+void http_buf_release(struct http_worker *w, struct http_buf *b);
 /* Whether the worker's health directory probe is up (for health pages). */
 void http_health_done(struct http_worker *w);
 

@@ -123,7 +123,7 @@ void http_proxy_abort(struct http_session *s)
     }
     if (s->be != NULL)
         http_backend_destroy(&s->be);
-    http_buf_release(&s->rin);
+    http_buf_release(s->worker, &s->rin);
     s->resp_paused = false;
     s->req_paused = false;
     s->resp_state = HTTP_RESP_NONE;
@@ -273,7 +273,7 @@ static bool http_retry_fresh(struct http_session *s)
     gw_log(GW_LOG_DEBUG, s->client, "pooled connection to backend %s was closed; retrying",
            s->be->server);
     http_backend_destroy(&s->be);
-    http_buf_release(&s->rin);
+    http_buf_release(s->worker, &s->rin);
     s->be_retried = true;
     s->state = HTTP_S_CONNECT;
     s->resp_state = HTTP_RESP_NONE;
@@ -630,7 +630,7 @@ void http_proxy_request_body(struct http_session *s)
             buf_consume(&s->in, (size_t)used);
         } else if ((size_t)used < n) {
             /* pipelined: the next request begins here (`in` is empty) */
-            http_buf_ensure(&s->in, n - (size_t)used);
+            http_buf_ensure(s->worker, &s->in, n - (size_t)used);
             memcpy(s->in.data + s->in.end, p + used, n - (size_t)used);
             s->in.end += n - (size_t)used;
         }
@@ -963,7 +963,7 @@ static void http_finish_exchange(struct http_session *s)
             http_backend_destroy(&be);
         }
     }
-    http_buf_release(&s->rin);
+    http_buf_release(s->worker, &s->rin);
     s->resp_paused = false;
     s->req_paused = false;
     s->resp_state = HTTP_RESP_DONE;
@@ -989,9 +989,9 @@ static void http_response_input(struct http_session *s)
                 const char *p;
                 size_t room;
                 if (s->rin.data == NULL)
-                    http_buf_reserve(&s->rin, HTTP_IN_INITIAL);
+                    http_buf_reserve(s->worker, &s->rin);
                 if (s->rin.end == s->rin.cap)
-                    http_buf_ensure(&s->rin, s->rin.cap);
+                    http_buf_ensure(s->worker, &s->rin, s->rin.cap);
                 room = s->rin.cap - s->rin.end;
                 got = gw_conn_read_bytes(s->be->conn, room, &p);
                 memcpy(s->rin.data + s->rin.end, p, got);

@@ -65,18 +65,28 @@ void http_mbox_view(const struct http_mbox *m, struct gw_mailbox *v)
     v->version = m->version;
 }
 
-void http_buf_reserve(struct http_buf *b, size_t cap)
+/* Buffers of the initial size come from (and go back to) a small
+   per-worker cache: a request allocating and freeing its 4 KiB at the top
+   of the heap made glibc trim and grow it (brk) on every request. */
+void http_buf_reserve(struct http_worker *w, struct http_buf *b)
 {
-    if (b->data == NULL) {
-        b->data = gw_malloc(cap);
-        b->cap = cap;
-        b->start = b->end = 0;
-    }
+    if (b->data != NULL)
+        return;
+    b->data = w->nbufs > 0 ? w->bufs[--w->nbufs] : gw_malloc(HTTP_IN_INITIAL);
+    b->cap = HTTP_IN_INITIAL;
+    b->start = b->end = 0;
 }
 
-void http_buf_release(struct http_buf *b)
+void http_buf_release(struct http_worker *w, struct http_buf *b)
 {
-    free(b->data);
+    if (b->data == NULL)
+        return;
+    /* request heads carry credentials: nothing outlives its use */
+    OPENSSL_cleanse(b->data, b->cap);
+    if (b->cap == HTTP_IN_INITIAL && w != NULL && w->nbufs < HTTP_BUF_CACHE)
+        w->bufs[w->nbufs++] = b->data;
+    else
+        free(b->data);
     memset(b, 0, sizeof(*b));
 }
 
@@ -137,8 +147,8 @@ void http_session_ref(struct http_session *s)
 
 static void http_session_free(struct http_session *s)
 {
-    http_buf_release(&s->in);
-    http_buf_release(&s->rin);
+    http_buf_release(s->worker, &s->in);
+    http_buf_release(s->worker, &s->rin);
     free(s->hdrs);
     http_mbox_clear(&s->mbox);
     http_mbox_clear(&s->hint_mbox);
@@ -731,12 +741,17 @@ static void http_route_target(struct http_session *s)
 
 /* ---- reading requests ---------------------------------------------------------- */
 
-void http_buf_ensure(struct http_buf *b, size_t room)
+void http_buf_ensure(struct http_worker *w, struct http_buf *b, size_t room)
 {
     size_t len = buf_len(b), need = len + room, cap;
+    char *n;
 
+    if (b->data == NULL && need <= HTTP_IN_INITIAL) {
+        http_buf_reserve(w, b);
+        return;
+    }
     if (b->data == NULL) {
-        b->cap = need > HTTP_IN_INITIAL ? need : HTTP_IN_INITIAL;
+        b->cap = need;
         b->data = gw_malloc(b->cap);
         b->start = b->end = 0;
         return;
@@ -750,9 +765,15 @@ void http_buf_ensure(struct http_buf *b, size_t room)
         return;
     for (cap = b->cap; cap < need; cap *= 2)
         ;
-    b->data = realloc(b->data, cap);
-    if (b->data == NULL)
-        b->data = gw_malloc(cap);   /* aborts with a log line */
+    /* not realloc: the old bytes are wiped, as every buffer's are */
+    n = gw_malloc(cap);
+    memcpy(n, b->data, b->end);
+    OPENSSL_cleanse(b->data, b->cap);
+    if (b->cap == HTTP_IN_INITIAL && w->nbufs < HTTP_BUF_CACHE)
+        w->bufs[w->nbufs++] = b->data;
+    else
+        free(b->data);
+    b->data = n;
     b->cap = cap;
 }
 
@@ -766,13 +787,13 @@ static size_t http_fill(struct http_session *s)
 
     if (gw_conn_pending(s->client) == 0)
         return 0;
-    http_buf_reserve(&s->in, HTTP_IN_INITIAL);
+    http_buf_reserve(s->worker, &s->in);
     if (s->in.end == s->in.cap) {
         /* compact first; grow (doubling) only up to the head limit */
         if (s->in.start > 0)
-            http_buf_ensure(&s->in, s->in.start);
+            http_buf_ensure(s->worker, &s->in, s->in.start);
         else if (s->in.cap < limit)
-            http_buf_ensure(&s->in, s->in.cap);
+            http_buf_ensure(s->worker, &s->in, s->in.cap);
     }
     room = s->in.cap - s->in.end;
     if (room == 0)
@@ -895,7 +916,7 @@ static bool http_discard_step(struct http_session *s)
             buf_consume(&s->in, used);
         } else if (used < n) {
             /* the next request begins here (`in` is empty) */
-            http_buf_ensure(&s->in, n - used);
+            http_buf_ensure(s->worker, &s->in, n - used);
             memcpy(s->in.data + s->in.end, p + used, n - used);
             s->in.end += n - used;
         }
@@ -970,7 +991,7 @@ static void http_next_request(struct http_session *s)
     s->target = NULL;
     http_scan_init(&s->scan, false);
     if (buf_len(&s->in) == 0)
-        http_buf_release(&s->in);   /* idle connections hold no buffer */
+        http_buf_release(s->worker, &s->in);   /* idle connections hold no buffer */
     gw_conn_set_timeout(s->client, s->conf->keepalive_timeout);
     gw_conn_resume(s->client);
     /* pipelined requests already buffered */
