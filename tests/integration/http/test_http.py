@@ -466,11 +466,8 @@ class Failover(unittest.TestCase):
     """Backends going down: the next copy, then 503 with Retry-After."""
 
     def test_backend_down(self):
-        # hold_down 0: a request with no copy left is answered at once. (With
-        # hold-down the core parks the connect, and while parked its write
-        # watcher stays armed on the refused socket: the next writable event
-        # reports GW_EV_CONNECTED for a connection that never connected --
-        # reported to the core's maintainer.)
+        # hold_down 0: a request with no copy left is answered at once
+        # (with hold-down the core parks it up to that long first)
         w = HttpWorld.start(self, origins=("mbx1", "mbx2"), health=True,
                             locator={"hold_down": "0s"})
         with w.raw() as r:
