@@ -582,6 +582,25 @@ size_t gw_conn_read_bytes(struct gw_conn *c, size_t max, const char **data_r)
     return len;
 }
 
+void gw_conn_set_input_limit(struct gw_conn *c, size_t limit)
+{
+    if (limit < 1024)
+        limit = 1024;
+    if (limit > GW_CONN_INPUT_MAX)
+        limit = GW_CONN_INPUT_MAX;
+    if (limit < gw_buf_len(&c->in))
+        limit = gw_buf_len(&c->in);
+    if (c->in.data != NULL && c->in.cap > limit) {
+        /* shrinking: start over with a smaller allocation if empty */
+        if (gw_buf_len(&c->in) == 0)
+            gw_buf_release(&c->in);
+        else
+            limit = c->in.cap;
+    }
+    c->in.limit = limit;
+    gw_conn_update_io(c);
+}
+
 size_t gw_conn_pending(const struct gw_conn *c)
 {
     return gw_buf_len(&c->in);

@@ -65,6 +65,12 @@ void gw_conn_set_timeout(struct gw_conn *c, long ms);
 #define GW_ERR_TOO_LONG (-2)
 #define GW_ERR_EOF      (-3)
 int gw_conn_read_line(struct gw_conn *c, const char **line_r, size_t *len_r);
+/* Change the input buffer's limit (default 8 KiB), e.g. larger for bulk
+   bodies: fewer, bigger reads. Clamped to [1 KiB, GW_CONN_INPUT_MAX] and
+   never below what is buffered now. Memory is still only taken as bytes
+   arrive, and given back when the buffer is empty and released. */
+#define GW_CONN_INPUT_MAX (1024u * 1024u)
+void gw_conn_set_input_limit(struct gw_conn *c, size_t limit);
 size_t gw_conn_read_bytes(struct gw_conn *c, size_t max, const char **data_r);
 size_t gw_conn_pending(const struct gw_conn *c);
 
