@@ -33,7 +33,10 @@
                                           first bytes and a pipelined head fit behind a head */
 #define HTTP_IN_INITIAL 4096u          /* input buffers start this small and grow */
 #define HTTP_BUF_CACHE 256             /* free initial-size buffers kept per worker */
-#define HTTP_READ_MAX (64u * 1024u)    /* bytes taken from the core per read */
+#define HTTP_READ_MAX (256u * 1024u)   /* bytes taken from the core per read */
+#define HTTP_INPUT_DEFAULT 8192u       /* the core's input buffer limit for connections */
+#define HTTP_INPUT_BULK (64u * 1024u)  /* ... raised while a large body streams in */
+#define HTTP_BULK_BODY (16u * 1024u)   /* a body larger than this (or chunked) is large */
 #define HTTP_HEAD_EXTRA 2048u          /* room for the headers we add to a forwarded head */
 #define HTTP_LIST_MAX 32               /* entries of a comma-separated key */
 #define HTTP_SERVERS_MAX 64            /* candidate servers considered per request */

@@ -499,6 +499,8 @@ static void http_send_request(struct http_session *s)
         gw_conn_set_timeout(s->client, 0);
         return;
     }
+    if (s->req_body == HTTP_BODY_CHUNKED || s->body_left > HTTP_BULK_BODY)
+        gw_conn_set_input_limit(s->client, HTTP_INPUT_BULK);
     if (s->expect_continue && s->client_11 && !s->continue_sent) {
         s->continue_sent = true;
         if (gw_conn_write(s->client, continue_line, sizeof(continue_line) - 1) < 0) {
@@ -637,8 +639,9 @@ void http_proxy_request_body(struct http_session *s)
         gw_conn_set_timeout(s->client, s->conf->body_timeout);
     }
     if (s->state == HTTP_S_PROXY && s->req_state == HTTP_REQ_DONE) {
-        /* pipelined requests wait (in the core's buffer) until this one is
-           answered */
+        /* back to the default input limit (the buffer is given back when
+           empty); pipelined requests wait in it until this one is answered */
+        gw_conn_set_input_limit(s->client, HTTP_INPUT_DEFAULT);
         if (!s->resp_paused)
             gw_conn_set_timeout(s->client, 0);
         if (s->resp_state == HTTP_RESP_DONE)
@@ -825,6 +828,9 @@ static void http_response_head(struct http_session *s)
             s->be_broken = true;   /* bytes after the response: do not reuse */
     } else {
         s->resp_state = HTTP_RESP_BODY;
+        /* bigger reads for a large body: fewer reads, writes and wakeups */
+        if (resp.body != HTTP_BODY_LENGTH || s->resp_left > HTTP_BULK_BODY)
+            gw_conn_set_input_limit(s->be->conn, HTTP_INPUT_BULK);
     }
     if (gw_log_enabled(GW_LOG_DEBUG))
         gw_log(GW_LOG_DEBUG, s->client, "backend %s answered %u", s->be->server, resp.status);
@@ -956,6 +962,8 @@ static void http_finish_exchange(struct http_session *s)
     s->be = NULL;
     if (be != NULL) {
         if (reuse) {
+            /* back to the default: the (empty) buffer is given back */
+            gw_conn_set_input_limit(be->conn, HTTP_INPUT_DEFAULT);
             gw_conn_set_timeout(be->conn, 0);
             gw_conn_set_handler(be->conn, NULL, NULL);
             http_pool_put(s->worker->pool, be);   /* with no pool: closed */

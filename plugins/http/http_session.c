@@ -992,6 +992,8 @@ static void http_next_request(struct http_session *s)
     http_scan_init(&s->scan, false);
     if (buf_len(&s->in) == 0)
         http_buf_release(s->worker, &s->in);   /* idle connections hold no buffer */
+    /* a large body may have raised it; an empty core buffer is given back */
+    gw_conn_set_input_limit(s->client, HTTP_INPUT_DEFAULT);
     gw_conn_set_timeout(s->client, s->conf->keepalive_timeout);
     gw_conn_resume(s->client);
     /* pipelined requests already buffered */
