@@ -7,6 +7,7 @@ set -euo pipefail
 GW_DEPS=(
   build-essential cmake pkg-config
   libev-dev libssl-dev libyaml-dev libldap-dev libcmocka-dev libcrypt-dev
+  libhttp-parser-dev
   dovecot-imapd dovecot-pop3d slapd ldap-utils sip-tester
   curl openssl python3 clang libclang-rt-14-dev
 )
