@@ -628,6 +628,23 @@ int gw_conn_write(struct gw_conn *c, const void *data, size_t len)
 {
     if (c->closed || c->error)
         return -1;
+    /* Nothing queued: send straight from the caller's bytes and queue only
+       what the socket did not take (no copy on the common path). */
+    if (c->mode == GW_MODE_SESSION && gw_buf_len(&c->out) == 0 && !c->ssl_want_write &&
+        c->fd >= 0 && len > 0) {
+        ssize_t n = c->tp->send(c, data, len);
+        if (n == GW_IO_ERROR) {
+            c->error = true;
+            ev_feed_event(gw_w.loop, &c->wio, EV_WRITE); /* report from the loop */
+            return 0;
+        }
+        if (n > 0) {
+            data = (const char *)data + n;
+            len -= (size_t)n;
+        }
+        if (len == 0)
+            return 0;
+    }
     if (gw_buf_append(&c->out, data, len) < 0)
         return -1;
     if (c->mode == GW_MODE_SESSION) {

@@ -213,6 +213,8 @@ int gw_locator_init(const struct gw_config *conf, char **error_r);
 void gw_locator_deinit(void);
 /* Connect-failure feedback: the server refused or timed out. */
 void gw_locator_mark_suspect(const char *server, const char *protocol, const char *why);
+/* A health probe succeeded: the server is no longer suspect. */
+void gw_locator_clear_suspect(const char *server);
 /* Operator actions (admin socket). Return 0, or -1 with *error_r. */
 int gw_locator_drain(const char *server, bool drain, const char **error_r);
 int gw_locator_set_active(const char *database, const char *server, const char **error_r);

@@ -50,6 +50,8 @@ static void probe_result(struct probe *p, bool ok, const char *why)
         p->ok_run++;
         p->fail_run = 0;
         p->last_error[0] = '\0';
+        /* a connect failure's suspicion ends when the server answers a probe */
+        gw_locator_clear_suspect(p->srv->name);
         if (!p->up && p->ok_run >= hconf->health_rise) {
             p->up = true;
             gw_log(GW_LOG_WARN, NULL, "health: %s %s is up", p->srv->name, p->svc->protocol);

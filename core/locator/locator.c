@@ -87,6 +87,14 @@ const struct gw_conf_database *gw_locator_database(const char *name)
     return lconf != NULL ? gw_config_database(lconf, name) : NULL;
 }
 
+void gw_locator_clear_suspect(const char *server)
+{
+    long i = server_index(server);
+
+    if (i >= 0)
+        suspect_until[i] = 0;
+}
+
 const char *gw_locator_active(const struct gw_conf_database *db)
 {
     for (size_t i = 0; i < lconf->ndatabases; i++)
