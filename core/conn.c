@@ -95,8 +95,10 @@ struct gw_conn *gw_conn_create(int fd, const char *protocol)
     c->protocol = protocol;
     gw_buf_init(&c->in, GW_LINE_BUF_SIZE);
     gw_buf_init(&c->out, GW_OUT_BUF_LIMIT);
-    /* Protocol replies are small and latency matters more than packet count. */
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    /* Protocol replies are small and latency matters more than packet count.
+       (An upstream gets its socket, and this option, when it connects.) */
+    if (fd >= 0)
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     ev_io_init(&c->rio, conn_io_cb, fd, EV_READ);
     ev_io_init(&c->wio, conn_io_cb, fd, EV_WRITE);
     c->rio.data = c;
