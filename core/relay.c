@@ -224,6 +224,9 @@ static int pump(struct gw_relay *r, struct gw_conn *src, struct gw_conn *dst)
         }
         if ((size_t)n == sizeof(scratch))
             pipe_open(r, src, dst);
+        else if (src->ssl == NULL)
+            break; /* a short read emptied the socket: don't ask again for EAGAIN
+                      (level-triggered epoll reports whatever arrives next) */
         if (i == GW_RELAY_READS_PER_EV - 1 && src->ssl != NULL && SSL_pending(src->ssl) > 0)
             ev_feed_event(gw_w.loop, &src->rio, EV_READ); /* decrypted bytes wait */
     }
