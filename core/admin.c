@@ -184,6 +184,7 @@ static void admin_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
     s = gw_calloc(1, sizeof(*s));
     s->c = gw_conn_create(fd, "admin");
     snprintf(s->c->peer.addr, sizeof(s->c->peer.addr), "local");
+    s->c->peer_set = true;
     gw_conn_set_handler(s->c, admin_event, s);
     gw_conn_set_timeout(s->c, 60000);
     gw_conn_update_io(s->c);

@@ -55,7 +55,7 @@ const struct gw_transport gw_transport_plain = {"plain", plain_recv, plain_send}
 
 /* ---- life cycle ------------------------------------------------------- */
 
-static void addr_to_peer(const struct sockaddr_storage *ss, struct gw_peer *p)
+void gw_sockaddr_to_peer(const struct sockaddr_storage *ss, struct gw_peer *p)
 {
     p->addr[0] = '\0';
     p->port = 0;
@@ -68,20 +68,6 @@ static void addr_to_peer(const struct sockaddr_storage *ss, struct gw_peer *p)
         inet_ntop(AF_INET6, &in6->sin6_addr, p->addr, sizeof(p->addr));
         p->port = ntohs(in6->sin6_port);
     }
-}
-
-void gw_conn_fill_addrs(struct gw_conn *c)
-{
-    struct sockaddr_storage ss;
-    socklen_t len = sizeof(ss);
-
-    memset(&ss, 0, sizeof(ss));
-    if (getpeername(c->fd, (struct sockaddr *)&ss, &len) == 0)
-        addr_to_peer(&ss, &c->peer);
-    len = sizeof(ss);
-    memset(&ss, 0, sizeof(ss));
-    if (getsockname(c->fd, (struct sockaddr *)&ss, &len) == 0)
-        addr_to_peer(&ss, &c->local);
 }
 
 struct gw_conn *gw_conn_create(int fd, const char *protocol)
@@ -698,13 +684,41 @@ void gw_conn_notify_drained(struct gw_conn *c)
     c->notify_drained = true;
 }
 
+/* Addresses are asked of the kernel only when someone wants them: a
+   relayed upstream's never are, and the accept gave the client's. */
 const struct gw_peer *gw_conn_peer(const struct gw_conn *c)
 {
+    struct gw_conn *m = (struct gw_conn *)c; /* a cache, not a change */
+
+    if (!m->peer_set && m->fd >= 0) {
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof(ss);
+        memset(&ss, 0, sizeof(ss));
+        if (getpeername(m->fd, (struct sockaddr *)&ss, &len) == 0) {
+            gw_sockaddr_to_peer(&ss, &m->peer);
+            m->peer_set = true;
+        }
+    }
     return &c->peer;
 }
 
 const struct gw_peer *gw_conn_local(const struct gw_conn *c)
 {
+    struct gw_conn *m = (struct gw_conn *)c;
+
+    if (!m->local_set && m->listener != NULL && m->listener->local_specific) {
+        m->local = m->listener->local;
+        m->local_set = true;
+    }
+    if (!m->local_set && m->fd >= 0) {
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof(ss);
+        memset(&ss, 0, sizeof(ss));
+        if (getsockname(m->fd, (struct sockaddr *)&ss, &len) == 0) {
+            gw_sockaddr_to_peer(&ss, &m->local);
+            m->local_set = true;
+        }
+    }
     return &c->local;
 }
 

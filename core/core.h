@@ -23,6 +23,9 @@
 #define GW_OUT_BUF_LIMIT      (256u * 1024u) /* output queued for a slow peer before refusing */
 #define GW_RELAY_CHUNK        (64u * 1024u)  /* one read in the relay */
 #define GW_RELAY_READS_PER_EV 16       /* reads per readiness event, for fairness */
+#define GW_RELAY_SPLICE_MIN   (16u * 1024u) /* a read this large: splice the next */
+#define GW_RELAY_PIPE_POOL    32       /* empty pipes a worker keeps for splice */
+#define GW_ALPN_MAX           256      /* a plugin's ALPN ids, wire format */
 #define GW_TLS_HANDSHAKE_MS   10000    /* a TLS handshake must finish in this time */
 
 /* ---- buffers --------------------------------------------------------- */
@@ -87,7 +90,8 @@ struct gw_conn {
     gw_conn_handler *handler;
     void *arg;
 
-    struct gw_peer peer, local;
+    struct gw_peer peer, local;  /* read with gw_conn_peer/_local: filled on first use */
+    bool peer_set, local_set;
     const struct gw_listener *listener;   /* client side */
     struct gw_upstream *upstream;         /* upstream side */
     struct gw_relay *relay;
@@ -102,7 +106,8 @@ struct gw_conn {
 
 /* Create a connection around a connected, non-blocking socket. */
 struct gw_conn *gw_conn_create(int fd, const char *protocol);
-void gw_conn_fill_addrs(struct gw_conn *c);
+/* An address as text and port, for logs, the directory and the plugins. */
+void gw_sockaddr_to_peer(const struct sockaddr_storage *ss, struct gw_peer *p);
 /* Recompute which watchers must be active. */
 void gw_conn_update_io(struct gw_conn *c);
 /* The connection has become usable by its plugin (connected, greeted,
@@ -149,7 +154,9 @@ extern const struct gw_transport gw_transport_tls;
 
 /* Server context for a listener: certificates (first default, others by
    SNI), minimum version, ciphers, client-certificate policy. */
-SSL_CTX *gw_tls_server_ctx_create(const struct gw_conf_listener *l, char **error_r);
+/* alpn: the plugin's comma-separated ALPN ids, or NULL for none. */
+SSL_CTX *gw_tls_server_ctx_create(const struct gw_conf_listener *l, const char *alpn,
+                                  char **error_r);
 void gw_tls_server_ctx_free(SSL_CTX *ctx);
 /* Client context for backends: verification per the upstream config. */
 SSL_CTX *gw_tls_client_ctx_create(const struct gw_config *conf, char **error_r);
@@ -166,6 +173,8 @@ struct gw_listener {
     SSL_CTX *ssl_ctx;
     ev_io io;
     long active;               /* connections accepted and still open */
+    struct gw_peer local;      /* the bound address (wildcard when bound to any) */
+    bool local_specific;       /* bound to one address: it is every connection's local one */
     bool paused_full;          /* max_connections reached */
 };
 

@@ -97,7 +97,8 @@ int gw_listeners_tls(struct gw_listener *ls, size_t n, const char *file, char **
 
         if (lc->tls == GW_TLS_NONE || lc->udp)
             continue;
-        ls[i].ssl_ctx = gw_tls_server_ctx_create(lc, &e);
+        ls[i].ssl_ctx = gw_tls_server_ctx_create(
+            lc, ls[i].proto->plugin != NULL ? ls[i].proto->plugin->alpn : NULL, &e);
         if (ls[i].ssl_ctx == NULL) {
             *error_r = gw_strfmt("%s:%u:%u: protocols.%s.listen: %s", file, lc->pos.line, lc->pos.col,
                                ls[i].proto->name, e ? e : "TLS error");
@@ -132,6 +133,8 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
     }
     for (int i = 0; i < GW_ACCEPTS_PER_EV; i++) {
         struct gw_conn *c;
+        struct sockaddr_storage ss;
+        socklen_t ss_len;
         int fd;
 
         if (l->conf->max_connections > 0 && l->active >= l->conf->max_connections) {
@@ -143,7 +146,8 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
                    l->proto->name, l->conf->address, l->conf->max_connections);
             return;
         }
-        fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        ss_len = sizeof(ss);
+        fd = accept4(l->fd, (struct sockaddr *)&ss, &ss_len, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno == EMFILE || errno == ENFILE)
                 gw_log(GW_LOG_ERROR, NULL, "accept on %s: %s", l->conf->address, strerror(errno));
@@ -152,7 +156,8 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
         c = gw_conn_create(fd, l->proto->name);
         c->listener = l;
         l->active++;
-        gw_conn_fill_addrs(c);
+        gw_sockaddr_to_peer(&ss, &c->peer);
+        c->peer_set = true;
         if (l->conf->tls == GW_TLS_IMPLICIT) {
             gw_conn_set_handler(c, tls_accepted, l);
             if (gw_conn_tls_start(c, l->ssl_ctx, true, NULL, NULL) < 0)
@@ -177,6 +182,15 @@ void gw_listener_conn_closed(const struct gw_listener *cl)
 void gw_listeners_start(struct gw_listener *ls, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof(ss);
+
+        memset(&ss, 0, sizeof(ss));
+        if (getsockname(ls[i].fd, (struct sockaddr *)&ss, &len) == 0) {
+            gw_sockaddr_to_peer(&ss, &ls[i].local);
+            ls[i].local_specific = strcmp(ls[i].local.addr, "0.0.0.0") != 0 &&
+                                   strcmp(ls[i].local.addr, "::") != 0;
+        }
         ev_io_init(&ls[i].io, accept_cb, ls[i].fd, EV_READ);
         ev_io_start(gw_w.loop, &ls[i].io);
     }

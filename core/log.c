@@ -68,7 +68,7 @@ void gw_logv(enum gw_log_level level, const struct gw_conn *c, const char *fmt, 
     if (c != NULL) {
         const struct gw_conn *cl = c->client != NULL ? c->client : c;
         n = snprintf(line + len, sizeof(line) - len, " %s %s:%u", c->protocol ? c->protocol : "-",
-                     cl->peer.addr, cl->peer.port);
+                     gw_conn_peer(cl)->addr, gw_conn_peer(cl)->port);
         len += n > 0 ? (size_t)n : 0;
         if (cl->user != NULL && len + 8 < sizeof(line)) {
             memcpy(line + len, " user=", 6);

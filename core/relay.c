@@ -7,6 +7,11 @@
  * (backpressure). An idle session therefore holds no buffer at all: two
  * connection structs and this one.
  *
+ * Between two plaintext sockets a direction whose last read was large
+ * (GW_RELAY_SPLICE_MIN) moves its next bytes with splice(2) through a pipe
+ * borrowed from the worker's pool, so bulk transfers (RETR, FETCH, large
+ * HTTP bodies) never pass through user space.
+ *
  * EOF from one side becomes a half-close (shutdown SHUT_WR, or TLS
  * close_notify) towards the other once its queue is empty; the relay ends
  * when both directions are shut, on any error, or after the idle timeout.
@@ -20,10 +25,13 @@
 
 #include "core.h"
 
-/* One direction's splice state: a pipe exists only during a bulk transfer. */
+/* One direction's splice state. A direction holds a pipe only while bytes
+   sit in it (its destination was full); between readiness events the pipe
+   goes back to the worker's pool, so idle sessions hold no descriptors. */
 struct relay_dir {
-    int pipe[2];                /* -1 when copying through the scratch buffer */
+    int pipe[2];                /* -1 when no pipe is held */
     size_t in_pipe;             /* bytes spliced in but not yet out */
+    bool bulk;                  /* the last read was large: splice the next one */
 };
 
 struct gw_relay {
@@ -41,33 +49,55 @@ static struct gw_relay *relays;  /* every live relay of this worker */
 
 static char scratch[GW_RELAY_CHUNK];
 
+/* Empty pipes kept for the next bulk transfer, as HAProxy keeps its pipe
+   pool: taking one costs no system call, and creating and closing a pipe
+   for every burst would cost three. */
+static int pipe_pool[GW_RELAY_PIPE_POOL][2];
+static size_t pipe_pool_len;
+
 static struct relay_dir *dir_of(struct gw_relay *r, struct gw_conn *src)
 {
     return src == r->a ? &r->dir[0] : &r->dir[1];
 }
 
-static void pipe_close(struct relay_dir *d)
+/* Bulk data between two plaintext sockets moves through a pipe with
+   splice(2), never through user space. Returns false when no pipe can be
+   had (out of descriptors): the caller copies instead. */
+static bool pipe_get(struct relay_dir *d, struct gw_conn *src, struct gw_conn *dst)
 {
-    if (d->pipe[0] >= 0) {
+    if (d->pipe[0] >= 0)
+        return true;
+    if (src->ssl != NULL || dst->ssl != NULL)
+        return false;
+    if (pipe_pool_len > 0) {
+        pipe_pool_len--;
+        d->pipe[0] = pipe_pool[pipe_pool_len][0];
+        d->pipe[1] = pipe_pool[pipe_pool_len][1];
+        return true;
+    }
+    if (pipe2(d->pipe, O_NONBLOCK | O_CLOEXEC) < 0) {
+        d->pipe[0] = d->pipe[1] = -1;
+        return false;
+    }
+    return true;
+}
+
+/* Give the pipe back: to the pool when it is empty and the pool has room,
+   else closed (a pipe with bytes in it belongs to a dead relay). */
+static void pipe_put(struct relay_dir *d)
+{
+    if (d->pipe[0] < 0)
+        return;
+    if (d->in_pipe == 0 && pipe_pool_len < GW_RELAY_PIPE_POOL) {
+        pipe_pool[pipe_pool_len][0] = d->pipe[0];
+        pipe_pool[pipe_pool_len][1] = d->pipe[1];
+        pipe_pool_len++;
+    } else {
         close(d->pipe[0]);
         close(d->pipe[1]);
     }
     d->pipe[0] = d->pipe[1] = -1;
     d->in_pipe = 0;
-}
-
-/* Bulk data between two plaintext sockets moves through a pipe with
-   splice(2), never through user space. Only a read that filled a whole
-   chunk switches a direction to it, and the pipe is closed again when the
-   source runs dry, so interactive and idle sessions cost no descriptors. */
-static void pipe_open(struct gw_relay *r, struct gw_conn *src, struct gw_conn *dst)
-{
-    struct relay_dir *d = dir_of(r, src);
-
-    if (d->pipe[0] >= 0 || src->ssl != NULL || dst->ssl != NULL)
-        return;
-    if (pipe2(d->pipe, O_NONBLOCK | O_CLOEXEC) < 0)
-        d->pipe[0] = d->pipe[1] = -1; /* out of descriptors: keep copying */
 }
 
 /* Move what sits in the pipe to dst. Returns -1 on error. */
@@ -99,8 +129,8 @@ static void relay_end(struct gw_relay *r, const char *why)
     if (r->next != NULL)
         r->next->prev = r->prev;
     free(r->database);
-    pipe_close(&r->dir[0]);
-    pipe_close(&r->dir[1]);
+    pipe_put(&r->dir[0]);
+    pipe_put(&r->dir[1]);
     if (why != NULL)
         gw_log(GW_LOG_DEBUG, a, "relay ended: %s", why);
     a->relay = NULL;
@@ -181,13 +211,11 @@ static int pump(struct gw_relay *r, struct gw_conn *src, struct gw_conn *dst)
     for (int i = 0; !src->eof && i < GW_RELAY_READS_PER_EV; i++) {
         ssize_t n, w;
 
-        if (d->pipe[0] >= 0) {
+        if (d->bulk && pipe_get(d, src, dst)) {
             n = splice(src->fd, NULL, d->pipe[1], NULL, GW_RELAY_CHUNK,
                        SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
-            if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-                pipe_close(d); /* the burst is over */
+            if (n < 0 && (errno == EAGAIN || errno == EINTR))
                 break;
-            }
             if (n < 0)
                 return -1;
             if (n == 0) {
@@ -196,10 +224,13 @@ static int pump(struct gw_relay *r, struct gw_conn *src, struct gw_conn *dst)
             }
             moved = true;
             d->in_pipe = (size_t)n;
+            d->bulk = (size_t)n >= GW_RELAY_SPLICE_MIN;
             if (pipe_drain(d, dst) < 0)
                 return -1;
             if (d->in_pipe > 0)
-                break; /* dst is full: wait for it */
+                break; /* dst is full: the pipe waits with it */
+            if ((size_t)n < GW_RELAY_CHUNK)
+                break; /* the socket is empty: no read for EAGAIN */
             continue;
         }
         n = src->tp->recv(src, scratch, sizeof(scratch));
@@ -212,6 +243,7 @@ static int pump(struct gw_relay *r, struct gw_conn *src, struct gw_conn *dst)
             break;
         }
         moved = true;
+        d->bulk = (size_t)n >= GW_RELAY_SPLICE_MIN && src->ssl == NULL && dst->ssl == NULL;
         w = dst->tp->send(dst, scratch, (size_t)n);
         if (w == GW_IO_ERROR)
             return -1;
@@ -222,14 +254,14 @@ static int pump(struct gw_relay *r, struct gw_conn *src, struct gw_conn *dst)
                 return -1; /* cannot happen: n <= chunk < limit */
             break;
         }
-        if ((size_t)n == sizeof(scratch))
-            pipe_open(r, src, dst);
-        else if (src->ssl == NULL)
+        if ((size_t)n < sizeof(scratch) && src->ssl == NULL)
             break; /* a short read emptied the socket: don't ask again for EAGAIN
                       (level-triggered epoll reports whatever arrives next) */
         if (i == GW_RELAY_READS_PER_EV - 1 && src->ssl != NULL && SSL_pending(src->ssl) > 0)
             ev_feed_event(gw_w.loop, &src->rio, EV_READ); /* decrypted bytes wait */
     }
+    if (d->in_pipe == 0)
+        pipe_put(d); /* idle between events: back to the pool */
     if (src->eof && gw_buf_len(&dst->out) == 0 && d->in_pipe == 0)
         half_close(dst);
 out:

@@ -314,7 +314,6 @@ static void upstream_connected(struct gw_conn *c)
     struct gw_upstream *u = c->upstream;
 
     ev_timer_stop(gw_w.loop, &c->timer);
-    gw_conn_fill_addrs(c);
     if (u->route.tls == GW_TLS_IMPLICIT) {
         const char *sni = upstream_sni(u);
         if (gw_conn_tls_start(c, gw_w.client_ssl_ctx, false, sni,

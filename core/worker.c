@@ -105,21 +105,6 @@ struct gw_datagram {
     struct gw_peer peer, local;
 };
 
-static void sockaddr_peer(const struct sockaddr_storage *ss, struct gw_peer *p)
-{
-    p->addr[0] = '\0';
-    p->port = 0;
-    if (ss->ss_family == AF_INET) {
-        const struct sockaddr_in *in = (const struct sockaddr_in *)ss;
-        inet_ntop(AF_INET, &in->sin_addr, p->addr, sizeof(p->addr));
-        p->port = ntohs(in->sin_port);
-    } else if (ss->ss_family == AF_INET6) {
-        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)ss;
-        inet_ntop(AF_INET6, &in6->sin6_addr, p->addr, sizeof(p->addr));
-        p->port = ntohs(in6->sin6_port);
-    }
-}
-
 const char *gw_datagram_data(const struct gw_datagram *dg, size_t *len_r)
 {
     *len_r = dg->len;
@@ -178,13 +163,8 @@ void gw_worker_datagrams(struct gw_listener *l)
         dg.fd = l->fd;
         dg.data = buf;
         dg.len = (size_t)n;
-        sockaddr_peer(&dg.from, &dg.peer);
-        {
-            struct sockaddr_storage ls;
-            socklen_t ll = sizeof(ls);
-            if (getsockname(l->fd, (struct sockaddr *)&ls, &ll) == 0)
-                sockaddr_peer(&ls, &dg.local);
-        }
+        gw_sockaddr_to_peer(&dg.from, &dg.peer);
+        dg.local = l->local; /* a wildcard bind reports the wildcard, as getsockname would */
         l->proto->plugin->datagram(l->pctx, &dg);
     }
 }
