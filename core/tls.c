@@ -94,7 +94,45 @@ static int ctx_index = -1;
 struct sni_set {
     SSL_CTX **ctxs;
     size_t n;
+    unsigned char alpn[GW_ALPN_MAX];  /* wire format: length-prefixed ids */
+    unsigned alpn_len;
 };
+
+/* RFC 7301 3.2: choose one of ours among the client's, or refuse with
+   no_application_protocol; a client that offers none is served as before. */
+static int alpn_cb(SSL *ssl, const unsigned char **out, unsigned char *outlen,
+                   const unsigned char *in, unsigned inlen, void *arg)
+{
+    const struct sni_set *set = arg;
+    unsigned char *sel = NULL;
+
+    (void)ssl;
+    if (SSL_select_next_proto(&sel, outlen, set->alpn, set->alpn_len, in, inlen) !=
+        OPENSSL_NPN_NEGOTIATED)
+        return SSL_TLSEXT_ERR_ALERT_FATAL;
+    *out = sel;
+    return SSL_TLSEXT_ERR_OK;
+}
+
+/* "http/1.1,h2" -> "\x08http/1.1\x02h2". Returns the length, or -1 when an
+   id is empty or longer than 255 or the whole does not fit. */
+static int alpn_wire(const char *list, unsigned char *out, size_t cap)
+{
+    size_t n = 0;
+
+    while (*list != '\0') {
+        size_t len = strcspn(list, ",");
+        if (len == 0 || len > 255 || n + 1 + len > cap)
+            return -1;
+        out[n++] = (unsigned char)len;
+        memcpy(out + n, list, len);
+        n += len;
+        list += len;
+        if (*list == ',')
+            list++;
+    }
+    return (int)n;
+}
 
 static int sni_cb(SSL *ssl, int *alert, void *arg)
 {
@@ -165,15 +203,23 @@ fail:
     return NULL;
 }
 
-SSL_CTX *gw_tls_server_ctx_create(const struct gw_conf_listener *l, char **error_r)
+SSL_CTX *gw_tls_server_ctx_create(const struct gw_conf_listener *l, const char *alpn,
+                                  char **error_r)
 {
     struct sni_set *set;
+    int alpn_len = 0;
 
     if (l->ncerts == 0) {
         *error_r = gw_strfmt("TLS listener without certificates");
         return NULL;
     }
     set = gw_calloc(1, sizeof(*set));
+    if (alpn != NULL && (alpn_len = alpn_wire(alpn, set->alpn, sizeof(set->alpn))) < 0) {
+        *error_r = gw_strfmt("plugin ALPN list \"%s\" is invalid", alpn);
+        free(set);
+        return NULL;
+    }
+    set->alpn_len = (unsigned)alpn_len;
     set->ctxs = gw_calloc(l->ncerts, sizeof(*set->ctxs));
     for (size_t i = 0; i < l->ncerts; i++) {
         set->ctxs[i] = one_server_ctx(l, &l->certs[i], error_r);
@@ -185,6 +231,9 @@ SSL_CTX *gw_tls_server_ctx_create(const struct gw_conf_listener *l, char **error
             return NULL;
         }
         set->n++;
+        /* every context of the set: SNI may switch to any of them */
+        if (set->alpn_len > 0)
+            SSL_CTX_set_alpn_select_cb(set->ctxs[i], alpn_cb, set);
     }
     if (ctx_index < 0)
         ctx_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);

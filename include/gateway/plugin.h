@@ -8,6 +8,7 @@
  *
  * ABI log (fields are only ever appended):
  *   1  first version: conf keys, start/accept/stop, datagram hook, flags.
+ *   2  alpn: the protocol ids a plugin speaks on TLS listeners.
  */
 #ifndef GW_PLUGIN_H
 #define GW_PLUGIN_H
@@ -15,7 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define GW_PLUGIN_ABI 1
+#define GW_PLUGIN_ABI 2
 
 /* Pointer size and OpenSSL major version: a plugin built against another
    OpenSSL or for another word size must not be loaded. */
@@ -81,6 +82,11 @@ struct gw_plugin {
     void (*stop)(struct gw_plugin_ctx *ctx);
     void (*datagram)(struct gw_plugin_ctx *ctx, struct gw_datagram *dg);
     unsigned flags;          /* GW_PLUGIN_* */
+    /* ALPN (RFC 7301) protocol ids this plugin speaks, comma-separated in
+       order of preference ("http/1.1"; "imap"), or NULL. TLS listeners
+       select one of them, and refuse a client that offers ALPN but none of
+       them (no_application_protocol), as the RFC asks of a server. */
+    const char *alpn;
 };
 
 /* Backends speak first (POP3, IMAP greetings): gw_upstream_connect()

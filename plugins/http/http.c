@@ -341,4 +341,5 @@ GW_EXPORT const struct gw_plugin gw_plugin = {
     .start = http_start,
     .accept = http_session_accept,
     .stop = http_stop,
+    .alpn = "http/1.1",
 };

@@ -157,4 +157,5 @@ GW_EXPORT const struct gw_plugin gw_plugin = {
     .start = imap_start,
     .accept = imap_session_accept,
     .stop = imap_stop,
+    .alpn = "imap",
 };

@@ -83,4 +83,5 @@ GW_EXPORT const struct gw_plugin gw_plugin = {
     /* The backend greets first: the core fails over a backend that accepts
        but never greets, and GW_EV_CONNECTED comes with the greeting. */
     .flags = GW_PLUGIN_SERVER_FIRST,
+    .alpn = "pop3",
 };

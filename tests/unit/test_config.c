@@ -798,8 +798,8 @@ static const struct error_case {
      "@FILE@:22:3: protocols.pop: plugin @PLUGINDIR@/pop.so: cannot load: "},
     {"plugin ABI refused",
      BASE "  dummy2:\n    plugin: dummy_bad_abi\n    listen: [{ address: 127.0.0.1:1111 }]\n",
-     "@FILE@:22:3: protocols.dummy2: plugin @PLUGINDIR@/dummy_bad_abi.so: ABI 2, gatewayd "
-     "expects 1"},
+     "@FILE@:22:3: protocols.dummy2: plugin @PLUGINDIR@/dummy_bad_abi.so: ABI 3, gatewayd "
+     "expects 2"},
     {"plugin without descriptor",
      BASE "  dummy2:\n    plugin: dummy_no_desc\n    listen: [{ address: 127.0.0.1:1111 }]\n",
      "@FILE@:22:3: protocols.dummy2: plugin @PLUGINDIR@/dummy_no_desc.so: no gw_plugin "

@@ -91,6 +91,34 @@ class Routing(unittest.TestCase):
         d = json.loads(body)
         self.assertIn(["X-Forwarded-Proto", "https"], d["headers"])
 
+    def test_tls_listener_alpn(self):
+        """A browser offers h2 and http/1.1 and must be told http/1.1; a
+        client that offers only protocols the gateway does not speak gets
+        no_application_protocol (RFC 7301 3.2); no ALPN at all still works."""
+        def connect(protos):
+            ctx = g.client_tls_context(self.w.cert[0])
+            if protos is not None:
+                ctx.set_alpn_protocols(protos)
+            s = socket.create_connection(("127.0.0.1", self.w.ports["tls"]), timeout=10)
+            return ctx.wrap_socket(s, server_hostname="localhost")
+
+        with connect(["h2", "http/1.1"]) as s:
+            self.assertEqual(s.selected_alpn_protocol(), "http/1.1")
+            s.sendall(b"GET /owa/ HTTP/1.1\r\nHost: x\r\nAuthorization: " +
+                      basic("alice").encode() + b"\r\nConnection: close\r\n\r\n")
+            data = b""
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+            self.assertTrue(data.startswith(b"HTTP/1.1 200 "), data[:100])
+        with connect(None) as s:
+            self.assertIsNone(s.selected_alpn_protocol())
+        with self.assertRaises(ssl.SSLError) as cm:
+            connect(["h2"]).close()
+        self.assertIn("NO APPLICATION PROTOCOL", str(cm.exception).upper())
+
     def test_tls_backend_with_verification_and_sni(self):
         r = self.get("frank")
         self.assertEqual(r.status, 200)
