@@ -225,7 +225,9 @@ void gw_conn_update_io(struct gw_conn *c)
             want_read = true;
         break;
     case GW_MODE_CONNECT:
-        want_write = c->fd >= 0; /* no socket while a login is held */
+        /* no socket while a login is held */
+        want_read = c->fd >= 0 && c->connect_by_read;
+        want_write = c->fd >= 0 && !c->connect_by_read;
         break;
     case GW_MODE_HANDSHAKE:
         want_read = c->ssl_want_read;

@@ -85,6 +85,8 @@ struct gw_conn {
     struct gw_buf in, out;
     bool eof, error, closed, paused, discarding, notify_drained, close_after_write;
     bool shut_wr;               /* we sent our FIN (half-close) */
+    bool connect_by_read;       /* connecting to a backend that speaks first: its
+                                   greeting, not writability, says connected */
     long deferred_timeout;      /* set by the plugin while connecting: applied when ready */
 
     gw_conn_handler *handler;

@@ -262,7 +262,10 @@ static int pump(struct gw_relay *r, struct gw_conn *src, struct gw_conn *dst)
     }
     if (d->in_pipe == 0)
         pipe_put(d); /* idle between events: back to the pool */
-    if (src->eof && gw_buf_len(&dst->out) == 0 && d->in_pipe == 0)
+    /* src is done: tell dst. When dst is done too, the relay ends right
+       after this and the close sends the FIN; a shutdown first would cost a
+       system call for nothing (one per POP3 or IMAP logout). */
+    if (src->eof && gw_buf_len(&dst->out) == 0 && d->in_pipe == 0 && !dst->eof)
         half_close(dst);
 out:
     if (moved && r->idle_ms > 0)

@@ -171,6 +171,8 @@ no:
 /* Route and start connecting; tries further copies while connects fail
    synchronously. Returns 0 with c->fd connecting, or -1 (error in
    u->last_error). */
+static bool server_first(const char *protocol);
+
 static int upstream_try(struct gw_conn *c)
 {
     struct gw_upstream *u = c->upstream;
@@ -207,6 +209,11 @@ static int upstream_try(struct gw_conn *c)
             ev_io_set(&c->rio, fd, EV_READ);
             ev_io_set(&c->wio, fd, EV_WRITE);
             c->mode = GW_MODE_CONNECT;
+            /* A plaintext backend that greets: wake once, for the greeting,
+               instead of once for the connect and once more for the greeting.
+               (Errors wake a read watcher too.) */
+            c->connect_by_read = !u->probe && u->route.tls != GW_TLS_IMPLICIT &&
+                                 server_first(u->protocol);
             ev_timer_stop(gw_w.loop, &c->timer);
             ev_timer_set(&c->timer, (double)u->timeout_ms / 1000.0, 0.0);
             ev_timer_start(gw_w.loop, &c->timer);
@@ -380,7 +387,13 @@ void gw_upstream_io(struct gw_conn *c, int revents)
         return;
     }
     if (revents == 0) {
-        upstream_retry(c, "connect timed out");
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof(ss);
+        /* waiting by read, a connected socket means a silent backend */
+        upstream_retry(c, c->connect_by_read &&
+                                  getpeername(c->fd, (struct sockaddr *)&ss, &sl) == 0
+                              ? "no greeting in time"
+                              : "connect timed out");
         return;
     }
     if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
@@ -392,6 +405,9 @@ void gw_upstream_io(struct gw_conn *c, int revents)
         return;
     }
     upstream_connected(c);
+    /* the greeting that woke us is waiting: read it in this iteration */
+    if (!c->closed && c->connect_by_read && ev_is_active(&c->rio))
+        ev_feed_event(gw_w.loop, &c->rio, EV_READ);
 }
 
 static struct gw_conn *upstream_new(struct gw_conn *client, const char *protocol,
