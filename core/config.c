@@ -89,7 +89,7 @@ static const char *const locator_keys[] = {
     "source", "servers", "databases", "ldap", "health", "hold_down", "move_close_window", NULL,
 };
 static const char *const server_keys[] = {"address", "site", "drain", "services", NULL};
-static const char *const service_keys[] = {"port", "tls", "sni", NULL};
+static const char *const service_keys[] = {"port", "tls", "sni", "proxy_protocol", NULL};
 static const char *const database_keys[] = {"copies", "active", NULL};
 static const char *const directory_keys[] = {"source", "users", "ldap", NULL};
 static const char *const user_keys[] = {
@@ -693,6 +693,8 @@ static void parse_services(struct gw_cfg *c, const yaml_node_t *map, const char 
         if (gw_cfg_get_enum(c, v, vpath, "tls", tls_names, &tls) == 0)
             svc->tls = (enum gw_tls_mode)tls;
         gw_cfg_get_value(c, v, vpath, "sni", GW_CONF_STRING, 0, 0, &svc->sni);
+        gw_cfg_get_value(c, v, vpath, "proxy_protocol", GW_CONF_BOOL, 0, 0,
+                         &svc->proxy_protocol);
     }
 }
 

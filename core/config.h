@@ -71,6 +71,7 @@ struct gw_conf_service {
     unsigned port;
     enum gw_tls_mode tls;
     char *sni;                 /* server name sent to the backend, or NULL */
+    bool proxy_protocol;       /* the listener wants a PROXY v2 header first */
     struct gw_conf_pos pos;
 };
 

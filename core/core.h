@@ -108,6 +108,13 @@ struct gw_conn {
 
 /* Create a connection around a connected, non-blocking socket. */
 struct gw_conn *gw_conn_create(int fd, const char *protocol);
+/* PROXY protocol v2 header with the client's (src) and the address it
+   reached (dst), or LOCAL when either is NULL or they differ in family.
+   Returns its length. */
+#define GW_PROXY_V2_MAX 52
+size_t gw_proxy_v2_header(const struct gw_peer *src, const struct gw_peer *dst,
+                          unsigned char out[GW_PROXY_V2_MAX]);
+
 /* An address as text and port, for logs, the directory and the plugins. */
 void gw_sockaddr_to_peer(const struct sockaddr_storage *ss, struct gw_peer *p);
 /* Recompute which watchers must be active. */

@@ -88,6 +88,7 @@ void gw_route_decide(const struct gw_route_input *in, struct gw_route *r, char *
             r->host = st->conf->address;
             r->port = svc->port;
             r->tls = svc->tls;
+            r->proxy_protocol = svc->proxy_protocol;
             return;
         }
         n = snprintf(buf + used, bufsize - used, "%s%s: %s", used == 0 ? "" : ", ",

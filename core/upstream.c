@@ -213,7 +213,7 @@ static int upstream_try(struct gw_conn *c)
                instead of once for the connect and once more for the greeting.
                (Errors wake a read watcher too.) */
             c->connect_by_read = !u->probe && u->route.tls != GW_TLS_IMPLICIT &&
-                                 server_first(u->protocol);
+                                 !u->route.proxy_protocol && server_first(u->protocol);
             ev_timer_stop(gw_w.loop, &c->timer);
             ev_timer_set(&c->timer, (double)u->timeout_ms / 1000.0, 0.0);
             ev_timer_start(gw_w.loop, &c->timer);
@@ -316,11 +316,34 @@ static void upstream_ready(struct gw_conn *c)
     gw_conn_emit(c, GW_EV_CONNECTED);
 }
 
+/* The PROXY v2 header goes first, before TLS and before the greeting a
+   haproxy=yes listener holds back until it has it. Probes send LOCAL.
+   Returns -1 when the socket did not take the whole header at once. */
+static int upstream_send_proxy(struct gw_conn *c)
+{
+    struct gw_upstream *u = c->upstream;
+    unsigned char hdr[GW_PROXY_V2_MAX];
+    size_t n;
+    ssize_t w;
+
+    if (u->client != NULL)
+        n = gw_proxy_v2_header(gw_conn_peer(u->client), gw_conn_local(u->client), hdr);
+    else
+        n = gw_proxy_v2_header(NULL, NULL, hdr);
+    /* a fresh connection's send buffer is empty: all or nothing */
+    w = send(c->fd, hdr, n, MSG_NOSIGNAL);
+    return w == (ssize_t)n ? 0 : -1;
+}
+
 static void upstream_connected(struct gw_conn *c)
 {
     struct gw_upstream *u = c->upstream;
 
     ev_timer_stop(gw_w.loop, &c->timer);
+    if (u->route.proxy_protocol && upstream_send_proxy(c) < 0) {
+        upstream_retry(c, "cannot send the PROXY header");
+        return;
+    }
     if (u->route.tls == GW_TLS_IMPLICIT) {
         const char *sni = upstream_sni(u);
         if (gw_conn_tls_start(c, gw_w.client_ssl_ctx, false, sni,

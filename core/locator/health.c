@@ -169,6 +169,7 @@ static void probe_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
     r.host = p->srv->address;
     r.port = p->svc->port;
     r.tls = p->svc->tls;
+    r.proxy_protocol = p->svc->proxy_protocol;
     p->conn = gw_upstream_probe(&r, p->svc->protocol, hconf->health_timeout, probe_event, p);
     if (p->conn == NULL)
         probe_result(p, false, "connect refused");

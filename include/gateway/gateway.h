@@ -101,6 +101,7 @@ struct gw_route {
     const char *host;        /* address to connect to */
     unsigned port;
     enum gw_tls_mode tls;    /* how to speak to the backend */
+    bool proxy_protocol;     /* the core sends a PROXY v2 header first */
     const char *url;         /* REDIRECT: base URL of the other site */
     const char *reason;      /* REFUSE: why, for the log */
 };

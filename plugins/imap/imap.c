@@ -37,8 +37,8 @@ static const struct gw_conf_key imap_conf_keys[] = {
     { "max_tag", GW_CONF_SIZE, offsetof(struct imap_conf, max_tag), "64", 8, 1024,
       "longest command tag in octets" },
     { "forward", GW_CONF_STRING, offsetof(struct imap_conf, forward), "id", 0, 0,
-      "how backends learn the client address: id (IMAP ID x-originating-ip), proxy (PROXY v2), "
-      "none" },
+      "how backends learn the client address in IMAP: id (IMAP ID x-originating-ip) or none "
+      "(the PROXY protocol is proxy_protocol on the server's imap service)" },
     { "referral", GW_CONF_BOOL, offsetof(struct imap_conf, referral), "false", 0, 0,
       "refer clients of mailboxes in other sites with an external_url (RFC 2221)" },
     { "master_user", GW_CONF_STRING, offsetof(struct imap_conf, master_user), NULL, 0, 0,
@@ -52,7 +52,6 @@ static const struct gw_conf_key imap_conf_keys[] = {
 
 static const char *const imap_forward_names[] = {
     [IMAP_FORWARD_ID] = "id",
-    [IMAP_FORWARD_PROXY] = "proxy",
     [IMAP_FORWARD_NONE] = "none",
 };
 
@@ -96,8 +95,13 @@ static int imap_configure(void *conf_v, const char **error_r)
         if (conf->forward != NULL && strcmp(conf->forward, imap_forward_names[i]) == 0)
             forward_ok = true;
     }
+    if (conf->forward != NULL && strcmp(conf->forward, "proxy") == 0) {
+        *error_r = "forward: proxy is now set per backend: proxy_protocol: true on the imap "
+                   "service of each server whose listener expects it (and forward: none)";
+        return -1;
+    }
     if (!forward_ok) {
-        *error_r = "forward: must be id, proxy or none";
+        *error_r = "forward: must be id or none";
         return -1;
     }
     if ((conf->master_user != NULL) != (conf->master_password != NULL)) {
@@ -157,5 +161,6 @@ GW_EXPORT const struct gw_plugin gw_plugin = {
     .start = imap_start,
     .accept = imap_session_accept,
     .stop = imap_stop,
+    .flags = GW_PLUGIN_SERVER_FIRST,
     .alpn = "imap",
 };

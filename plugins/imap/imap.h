@@ -34,8 +34,8 @@
 /* How the backend learns the client's address. */
 enum imap_forward {
     IMAP_FORWARD_ID,     /* IMAP ID with x-originating-ip and friends (Dovecot) */
-    IMAP_FORWARD_PROXY,  /* PROXY protocol v2 header before the first byte */
-    IMAP_FORWARD_NONE,
+    IMAP_FORWARD_NONE,   /* nothing (or the core's PROXY v2 header: proxy_protocol
+                            on the server's imap service) */
 };
 
 /* protocols.imap in gateway.yaml; filled by the core from imap_conf_keys. */
@@ -48,7 +48,7 @@ struct imap_conf {
     long max_line;           /* command line octets, CRLF included */
     long max_literal;        /* octets of one literal before login */
     long max_tag;            /* octets of a command tag */
-    char *forward;           /* "id", "proxy" or "none" */
+    char *forward;           /* "id" or "none" */
     bool referral;           /* RFC 2221 login referrals to other sites */
     char *master_user;       /* log in to backends as "<user><sep><master_user>" */
     char *master_password;

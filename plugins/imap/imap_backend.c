@@ -25,7 +25,6 @@
 #include "imap_parse.h"
 
 /* PROXY protocol v2 header: 16 octets and two IPv6 addresses and ports. */
-#define IMAP_PROXY_V2_MAX 52
 
 static const char *const imap_be_state_names[] = {
     [IMAP_BE_NONE] = "idle",
@@ -560,64 +559,8 @@ static void imap_backend_input(struct imap_session *s)
     }
 }
 
-/* PROXY protocol v2 (haproxy's proxy-protocol.txt, section 2.2): PROXY
-   command over TCP with the client's and our addresses, or LOCAL when they
-   are not of one family. Returns the header's length. */
-static size_t imap_proxy_v2(const struct gw_peer *src, const struct gw_peer *dst,
-                            unsigned char *out)
-{
-    static const unsigned char sig[12] = { 0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d,
-                                           0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a };
-    unsigned char a[16], b[16];
-    size_t alen = 0;
-
-    memcpy(out, sig, sizeof(sig));
-    out[12] = 0x21;   /* version 2, PROXY */
-    if (inet_pton(AF_INET, src->addr, a) == 1 && inet_pton(AF_INET, dst->addr, b) == 1) {
-        out[13] = 0x11;   /* TCP over IPv4 */
-        alen = 4;
-    } else if (inet_pton(AF_INET6, src->addr, a) == 1 && inet_pton(AF_INET6, dst->addr, b) == 1) {
-        out[13] = 0x21;   /* TCP over IPv6 */
-        alen = 16;
-    } else {
-        out[12] = 0x20;   /* version 2, LOCAL: the backend uses the connection's own addresses */
-        out[13] = 0x00;
-        out[14] = out[15] = 0;
-        return 16;
-    }
-    out[14] = 0;
-    out[15] = (unsigned char)(2 * alen + 4);
-    memcpy(out + 16, a, alen);
-    memcpy(out + 16 + alen, b, alen);
-    out[16 + 2 * alen] = (unsigned char)(src->port >> 8);
-    out[17 + 2 * alen] = (unsigned char)(src->port & 0xff);
-    out[18 + 2 * alen] = (unsigned char)(dst->port >> 8);
-    out[19 + 2 * alen] = (unsigned char)(dst->port & 0xff);
-    return 20 + 2 * alen;
-}
-
 static void imap_backend_connected(struct imap_session *s)
 {
-    if (imap_conf_forward(s->conf) == IMAP_FORWARD_PROXY) {
-        unsigned char hdr[IMAP_PROXY_V2_MAX];
-        size_t n;
-
-        if (gw_upstream_tls(s->upstream) == GW_TLS_IMPLICIT) {
-            /* The core has finished the TLS handshake by now; the header
-               had to come before it. */
-            gw_log(GW_LOG_ERROR, s->upstream,
-                   "forward: proxy is not possible toward an implicit-TLS backend (%s); use "
-                   "tls: starttls or none for it, or forward: id",
-                   gw_upstream_server(s->upstream));
-            imap_backend_fail(s, "cannot send the PROXY header");
-            return;
-        }
-        n = imap_proxy_v2(gw_conn_peer(s->client), gw_conn_local(s->client), hdr);
-        if (gw_conn_write(s->upstream, hdr, n) < 0) {
-            imap_backend_fail(s, "cannot send the PROXY header");
-            return;
-        }
-    }
     imap_backend_wait(s, IMAP_BE_GREETING);
     imap_backend_input(s);
 }

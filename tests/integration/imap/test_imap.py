@@ -243,20 +243,21 @@ def setUpModule():
                                  pop=False, extra_servers=dead)
     for name, d in T.backends.items():
         conf2["locator"]["servers"][name]["services"]["imap"] = {
-            "port": d.ports["imap_haproxy"], "tls": "none"}
-    # The health checks would probe these ports without a PROXY header, and
-    # Dovecot waits for one: the servers would look down.
-    conf2["locator"]["health"] = {"enabled": False}
+            "port": d.ports["imap_haproxy"], "tls": "none", "proxy_protocol": True}
+    # Health probes of these ports send the header's LOCAL form (Dovecot
+    # waits for a header before it greets): probed often, they must stay up.
+    conf2["locator"]["health"] = {"interval": "1s", "timeout": "500ms", "fall": 2}
     T.pport = g.free_port()
     conf2["protocols"]["imap"] = {
         "listen": [g.listener(T.pport, "none", allow_plaintext=True)],
         "login_timeout": "%ds" % PROXIED_LOGIN_TIMEOUT,
         "max_bad_commands": PROXIED_BAD_COMMANDS,
-        "forward": "proxy",
+        "forward": "none",
         "master_user": MASTER_USER,
         "master_password": MASTER_PASSWORD,
     }
     T.gw2 = g.Gateway.start(conf2, directory=gdir)
+    T.gw2_started = time.monotonic()
     unittest.addModuleCleanup(T.gw2.stop)
     T.tls_ctx = g.client_tls_context(T.cafile)
     # Runs first of the cleanups: leak reports are written when the workers
@@ -662,6 +663,18 @@ class TestForwarding(GatewayTest):
         self.assertTrue(self.backend_log_has(
             "mbx1", r"Login: user=<pete>, method=PLAIN, rip=127\.0\.0\.2,"),
             self.backends["mbx1"].log()[-2000:])
+
+    def test_health_probes_send_proxy_header(self):
+        # Without a header Dovecot never greets, a probe times out (0.5 s) and
+        # two in a row (fall 2, every second) take a server down within ~2.5 s.
+        time.sleep(max(0.0, self.gw2_started + 3.5 - time.monotonic()))
+        log = self.gw2.log_text()
+        for srv in ("mbx1", "mbx2"):
+            self.assertNotIn("health: %s imap is down" % srv, log)
+        c = Imap(self.pport)
+        self.addCleanup(c.close)
+        _, t = c.cmd("a", "LOGIN pete secret-pete")
+        self.assertTrue(t.startswith(b"a OK [CAPABILITY"), t)
 
     def test_master_user(self):
         # mia's backend password is not her directory password: only the
