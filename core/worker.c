@@ -171,6 +171,11 @@ void gw_worker_datagrams(struct gw_listener *l)
 
 /* ---- the loop ---------------------------------------------------------- */
 
+bool gw_draining(void)
+{
+    return gw_w.stopping;
+}
+
 static void reap_cb(struct ev_loop *loop, ev_check *w, int revents)
 {
     (void)w;
@@ -211,6 +216,11 @@ static void stop_cb(struct ev_loop *loop, ev_signal *w, int revents)
             close(gw_w.listeners[i].fd);
         gw_w.listeners[i].fd = -1;
     }
+    /* Plugins close what only waits for more work (idle keep-alive). */
+    for (size_t i = 0; i < gw_w.conf->nprotocols; i++)
+        if (gw_w.conf->protocols[i].plugin->drain != NULL)
+            gw_w.conf->protocols[i].plugin->drain(&gw_w.pctx[i]);
+    gw_conn_reap();
     gw_log(GW_LOG_INFO, NULL, "stopping: draining %zu connection(s) for up to %ld ms",
            gw_conn_count(), gw_w.conf->shutdown_timeout);
     if (gw_conn_count() == 0) {

@@ -176,6 +176,10 @@ void gw_timer_destroy(struct gw_timer **t);
 /* Monotonic milliseconds of the worker loop (cheap: cached per iteration). */
 unsigned long long gw_now_ms(void);
 
+/* The worker is draining (see gw_plugin.drain): a keep-alive protocol
+   answers the request in flight and closes instead of waiting for more. */
+bool gw_draining(void);
+
 /* ---- base64 (SASL) ---------------------------------------------------- */
 
 /* Decode into out (size outsize); returns the decoded length or -1. */

@@ -8,7 +8,8 @@
  *
  * ABI log (fields are only ever appended):
  *   1  first version: conf keys, start/accept/stop, datagram hook, flags.
- *   2  alpn: the protocol ids a plugin speaks on TLS listeners.
+ *   2  alpn: the protocol ids a plugin speaks on TLS listeners;
+ *      drain: the worker has begun to stop.
  */
 #ifndef GW_PLUGIN_H
 #define GW_PLUGIN_H
@@ -87,6 +88,11 @@ struct gw_plugin {
        select one of them, and refuse a client that offers ALPN but none of
        them (no_application_protocol), as the RFC asks of a server. */
     const char *alpn;
+    /* The worker has stopped accepting and is draining (SIGTERM, or a
+       reload replacing it), up to shutdown_timeout: close what only waits
+       for more work (idle keep-alive connections), let what is in flight
+       finish and not ask for more (Connection: close). May be NULL. */
+    void (*drain)(struct gw_plugin_ctx *ctx);
 };
 
 /* Backends speak first (POP3, IMAP greetings): gw_upstream_connect()

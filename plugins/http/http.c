@@ -306,6 +306,16 @@ fail:
     return -1;
 }
 
+static void http_drain(struct gw_plugin_ctx *ctx)
+{
+    struct http_worker *w = gw_plugin_data(ctx);
+
+    if (w != NULL) {
+        http_sessions_drain(w);
+        http_pool_drain(w->pool);
+    }
+}
+
 static void http_stop(struct gw_plugin_ctx *ctx)
 {
     struct http_worker *w = gw_plugin_data(ctx);
@@ -342,4 +352,5 @@ GW_EXPORT const struct gw_plugin gw_plugin = {
     .accept = http_session_accept,
     .stop = http_stop,
     .alpn = "http/1.1",
+    .drain = http_drain,
 };

@@ -121,6 +121,7 @@ struct http_backend *http_backend_create(struct gw_conn *conn);
 /* Close the connection and free; NULLs the pointer. */
 void http_backend_destroy(struct http_backend **be);
 size_t http_pool_idle(const struct http_pool *pool);
+void http_pool_drain(struct http_pool *pool);
 
 /* ---- per worker --------------------------------------------------------- */
 
@@ -256,6 +257,7 @@ struct http_session {
 void http_session_accept(struct gw_plugin_ctx *ctx, struct gw_conn *client);
 /* At worker stop: free every session (their connections are gone). */
 void http_sessions_destroy_all(struct http_worker *w);
+void http_sessions_drain(struct http_worker *w);
 void http_session_ref(struct http_session *s);
 void http_session_unref(struct http_session **sp);
 /* Answer with our own small page; closes afterwards when `close` or when

@@ -121,7 +121,7 @@ void http_pool_put(struct http_pool *p, struct http_backend *be)
 {
     struct http_pool_server *ps;
 
-    if (p == NULL || be->requests >= (unsigned long)p->max_requests) {
+    if (p == NULL || be->requests >= (unsigned long)p->max_requests || gw_draining()) {
         http_backend_destroy(&be);
         return;
     }
@@ -156,6 +156,21 @@ struct http_backend *http_pool_take(struct http_pool *p, const char *server)
     gw_conn_set_handler(be->conn, NULL, NULL);
     gw_conn_set_timeout(be->conn, 0);
     return be;
+}
+
+/* The worker is stopping: idle backend connections would only keep it
+   waiting for shutdown_timeout. */
+void http_pool_drain(struct http_pool *p)
+{
+    if (p == NULL)
+        return;
+    for (struct http_pool_server *ps = p->servers; ps != NULL; ps = ps->next) {
+        while (ps->idle != NULL) {
+            struct http_backend *be = ps->idle;
+            pool_unlink(p, be);
+            http_backend_destroy(&be);
+        }
+    }
 }
 
 size_t http_pool_idle(const struct http_pool *p)

@@ -370,6 +370,25 @@ void http_health_done(struct http_worker *w)
     }
 }
 
+/* The worker is stopping: idle keep-alive connections are closed now (a
+   client retries on a new connection, which another worker or the new
+   generation accepts); requests in flight are answered, then closed. */
+void http_sessions_drain(struct http_worker *w)
+{
+    struct http_session *s, *next;
+
+    for (s = w->sessions; s != NULL; s = next) {
+        next = s->next;
+        http_session_ref(s);
+        if (s->state == HTTP_S_IDLE)
+            http_client_abort(s);
+        else
+            s->close_after = true;
+        next = s->next;
+        http_session_unref(&s);
+    }
+}
+
 static void http_health_probe_done(void *arg, enum gw_auth_result res, const struct gw_mailbox *m)
 {
     struct http_worker *w = arg;
@@ -451,7 +470,7 @@ static void http_dispatch(struct http_session *s)
     s->continue_sent = false;
     s->resp_started = false;
     s->close_after = !req->keep_alive || s->nrequests >= (unsigned long)s->conf->keepalive_requests ||
-                     s->conf->keepalive_timeout == 0;
+                     s->conf->keepalive_timeout == 0 || gw_draining();
     s->target = NULL;
     /* The client is not paused while we decide: what it sends meanwhile
        (its body, pipelined requests) waits in the core's input buffer,

@@ -129,6 +129,14 @@ static int sip_start(struct gw_plugin_ctx *ctx)
     return 0;
 }
 
+static void sip_drain(struct gw_plugin_ctx *ctx)
+{
+    struct sip_worker *w = gw_plugin_data(ctx);
+
+    if (w != NULL)
+        sip_streams_drain(w);
+}
+
 static void sip_stop(struct gw_plugin_ctx *ctx)
 {
     struct sip_worker *w = gw_plugin_data(ctx);
@@ -155,4 +163,5 @@ GW_EXPORT const struct gw_plugin gw_plugin = {
     .accept = sip_stream_accept,
     .stop = sip_stop,
     .datagram = sip_datagram,
+    .drain = sip_drain,
 };

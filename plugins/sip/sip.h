@@ -206,6 +206,7 @@ void sip_stream_txn_unlink(struct sip_txn *t);
 /* Free every stream of the worker at plugin stop (the worker has already
    closed and freed their connections: they are not touched). */
 void sip_streams_destroy_all(struct sip_worker *w);
+void sip_streams_drain(struct sip_worker *w);
 
 /* ---- sip_limit.c ---- */
 

@@ -373,6 +373,25 @@ void sip_stream_accept(struct gw_plugin_ctx *ctx, struct gw_conn *client)
     gw_conn_resume(client);
 }
 
+/* The worker is stopping: a stream with nothing in progress closes now (its
+   client reconnects to another worker or the next generation); one whose
+   requests are still being looked up closes once they are answered, as if
+   the client had closed its side. */
+void sip_streams_drain(struct sip_worker *w)
+{
+    struct sip_stream *s, *next;
+
+    for (s = w->streams; s != NULL; s = next) {
+        next = s->next;   /* closing only defers the destruction */
+        if (s->closed)
+            continue;
+        if (s->pending == 0 && s->len == 0)
+            stream_close(s, true);
+        else
+            s->eof = true;
+    }
+}
+
 void sip_streams_destroy_all(struct sip_worker *w)
 {
     /* called from stop(): the worker closed and freed the connections */
