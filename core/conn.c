@@ -688,19 +688,26 @@ void gw_conn_notify_drained(struct gw_conn *c)
 
 /* Addresses are asked of the kernel only when someone wants them: a
    relayed upstream's never are, and the accept gave the client's. */
+static void addr_from_kernel(int fd, int (*get)(int, struct sockaddr *, socklen_t *),
+                             struct gw_peer *p, bool *set)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+
+    if (*set || fd < 0)
+        return;
+    memset(&ss, 0, sizeof(ss));
+    if (get(fd, (struct sockaddr *)&ss, &len) == 0) {
+        gw_sockaddr_to_peer(&ss, p);
+        *set = true;
+    }
+}
+
 const struct gw_peer *gw_conn_peer(const struct gw_conn *c)
 {
     struct gw_conn *m = (struct gw_conn *)c; /* a cache, not a change */
 
-    if (!m->peer_set && m->fd >= 0) {
-        struct sockaddr_storage ss;
-        socklen_t len = sizeof(ss);
-        memset(&ss, 0, sizeof(ss));
-        if (getpeername(m->fd, (struct sockaddr *)&ss, &len) == 0) {
-            gw_sockaddr_to_peer(&ss, &m->peer);
-            m->peer_set = true;
-        }
-    }
+    addr_from_kernel(m->fd, getpeername, &m->peer, &m->peer_set);
     return &c->peer;
 }
 
@@ -712,15 +719,7 @@ const struct gw_peer *gw_conn_local(const struct gw_conn *c)
         m->local = m->listener->local;
         m->local_set = true;
     }
-    if (!m->local_set && m->fd >= 0) {
-        struct sockaddr_storage ss;
-        socklen_t len = sizeof(ss);
-        memset(&ss, 0, sizeof(ss));
-        if (getsockname(m->fd, (struct sockaddr *)&ss, &len) == 0) {
-            gw_sockaddr_to_peer(&ss, &m->local);
-            m->local_set = true;
-        }
-    }
+    addr_from_kernel(m->fd, getsockname, &m->local, &m->local_set);
     return &c->local;
 }
 
