@@ -251,12 +251,21 @@ static int imap_build_login(struct imap_session *s)
     return 0;
 }
 
-/* Send the next part of the login. */
-static int imap_backend_send_part(struct imap_session *s)
+/* Send the next part of the login, behind `prefix` (the ID command) in
+   the same write when there is one: one segment, one wake-up of the
+   backend and, for its answers, of this worker. */
+static int imap_backend_send_part(struct imap_session *s, const char *prefix)
 {
     char **part = &s->be_parts[s->be_next_part++];
-    int ret = gw_conn_write(s->upstream, *part, strlen(*part));
+    int ret;
 
+    if (prefix != NULL) {
+        char *both = gw_strfmt("%s%s", prefix, *part);
+        ret = gw_conn_write(s->upstream, both, strlen(both));
+        gw_free_secret(&both);
+    } else {
+        ret = gw_conn_write(s->upstream, *part, strlen(*part));
+    }
     gw_free_secret(part);
     if (ret < 0)
         imap_backend_fail(s, "cannot send the login");
@@ -311,17 +320,13 @@ static void imap_backend_prelogin(struct imap_session *s)
 
         imap_be_next_tag(s, s->be_expect);
         id = imap_id_command(s, s->be_expect);
-        ret = gw_conn_write(s->upstream, id, strlen(id));
+        ret = imap_backend_send_part(s, id);
         free(id);
-        if (ret < 0) {
-            imap_backend_fail(s, "cannot send ID");
-            return;
-        }
-        if (imap_backend_send_part(s) == 0)
+        if (ret == 0)
             imap_backend_wait(s, IMAP_BE_ID);
         return;
     }
-    if (imap_backend_send_part(s) == 0)
+    if (imap_backend_send_part(s, NULL) == 0)
         imap_backend_login_sent(s);
 }
 
@@ -481,7 +486,7 @@ static void imap_backend_line(struct imap_session *s, const char *line, size_t l
             imap_backend_fail_line(s, "unexpected continuation", line, len);
             return;
         }
-        if (imap_backend_send_part(s) == 0)
+        if (imap_backend_send_part(s, NULL) == 0)
             imap_backend_login_sent(s);
         return;
     }
