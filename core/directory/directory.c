@@ -172,6 +172,13 @@ static void schedule(struct gw_lookup *l)
     if (l->verify && l->res != GW_AUTH_OK && l->res != GW_AUTH_UNAVAILABLE)
         delay = (double)(dconf->auth_failure_delay + l->extra_delay) / 1000.0;
     ev_timer_init(&l->deliver, deliver_cb, delay, 0.0);
+    if (delay <= 0.0) {
+        /* Pending now: runs after the current callback, in this loop
+           iteration (a zero timer would cost a poll without sleeping: one
+           epoll_wait per cached login). Stopping the timer cancels it. */
+        ev_feed_event(gw_w.loop, &l->deliver, EV_TIMER);
+        return;
+    }
     ev_timer_start(gw_w.loop, &l->deliver);
 }
 
