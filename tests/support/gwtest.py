@@ -11,6 +11,8 @@ of them:
   Dovecot                       a private Dovecot (IMAP + POP3, plain and TLS)
   Gateway                       gatewayd on a generated gateway.yaml
   standard_config()             the two-backend configuration the tests share
+  LineClient, PopClient         raw clients: lines (and POP3) on a socket, TLS and
+                                STARTTLS, a timeout on every read
   main()                        unittest.main() that fails when no test ran
 
 Every process started here is stopped by its own PID (never by name), whatever
@@ -1029,6 +1031,178 @@ def standard_config(backends, directory, users=None, databases=None, pop=True,
         config["protocols"]["pop"] = pop_conf
     config.update(top)
     return config, info
+
+
+# ---- raw clients -------------------------------------------------------------
+
+class LineClient:
+    """Bytes on a TCP connection to the gateway, for what the standard
+    library's clients will not send (pipelining, literals of our choice,
+    abuse, exact bytes) in any line-based protocol: POP3, IMAP, HTTP, SIP.
+
+        with LineClient(port, tls=ctx) as c:   # connected; greeting line read
+            c.cmd("NOOP")                        # -> b"+OK ..."
+
+    Every read is bounded by the socket timeout (timeout, default TIMEOUT)
+    and raises EOFError when the gateway closes the connection; close() or
+    leaving the with block closes it. tls: an SSLContext or a CA file, for
+    implicit TLS; starttls() wraps the connection later. greeting=False for
+    protocols where the client speaks first. Subclasses add the protocol.
+    """
+
+    TIMEOUT = 10.0
+    RECV_SIZE = 262144
+
+    def __init__(self, port, tls=None, timeout=None, source=None, greeting=True,
+                 host="127.0.0.1", server_hostname="localhost"):
+        self.sock = socket.create_connection(
+            (host, port), timeout=self.TIMEOUT if timeout is None else timeout,
+            source_address=(source, 0) if source else None)
+        self.buf = b""
+        self.greeting = None
+        try:
+            if tls is not None:
+                self.starttls(tls, server_hostname)
+            if greeting:
+                self.greeting = self.line()
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def starttls(self, tls, server_hostname="localhost"):
+        """Wrap the connection in TLS (tls: an SSLContext or a CA file). No
+        byte may be waiting unread: it would have come before TLS."""
+        if self.buf:
+            raise AssertionError("bytes received before TLS: %r" % self.buf[:200])
+        ctx = client_tls_context(tls) if isinstance(tls, str) else tls
+        self.sock = ctx.wrap_socket(self.sock, server_hostname=server_hostname)
+
+    def send(self, data):
+        self.sock.sendall(data.encode() if isinstance(data, str) else data)
+
+    def _fill(self):
+        data = self.sock.recv(self.RECV_SIZE)
+        if not data:
+            raise EOFError("connection closed by the gateway")
+        self.buf += data
+
+    def read_until(self, marker):
+        """Bytes up to and including marker."""
+        start = 0
+        while True:
+            i = self.buf.find(marker, start)
+            if i >= 0:
+                break
+            start = max(0, len(self.buf) - len(marker) + 1)
+            self._fill()
+        i += len(marker)
+        out, self.buf = self.buf[:i], self.buf[i:]
+        return out
+
+    def read_exact(self, n):
+        while len(self.buf) < n:
+            self._fill()
+        out, self.buf = self.buf[:n], self.buf[n:]
+        return out
+
+    def line(self):
+        """One line without its line end."""
+        return self.read_until(b"\n")[:-1].rstrip(b"\r")
+
+    def cmd(self, line):
+        """Send one line (str or bytes, CRLF added); return the next line."""
+        self.send(line + ("\r\n" if isinstance(line, str) else b"\r\n"))
+        return self.line()
+
+    def _read_to_close(self, timeout):
+        """Read into buf until the gateway closes the connection: "eof",
+        "reset" (connection reset), "tls" (a TLS error), or None when it is
+        still open after timeout."""
+        self.sock.settimeout(timeout)
+        try:
+            while True:
+                data = self.sock.recv(self.RECV_SIZE)
+                if not data:
+                    return "eof"
+                self.buf += data
+        except ConnectionResetError:
+            return "reset"
+        except ssl.SSLError:
+            return "tls"
+        except socket.timeout:
+            return None
+
+    def closed(self, timeout=5.0, reset=True):
+        """True when the gateway closes the connection (EOF, or a reset if
+        reset is true) within timeout; what it sent before stays in buf."""
+        how = self._read_to_close(timeout)
+        return how == "eof" or (reset and how == "reset")
+
+    def wait_closed(self, timeout=5.0):
+        """The bytes received until the gateway closed the connection (EOF,
+        reset or TLS error); AssertionError if it is still open after timeout."""
+        how = self._read_to_close(timeout)
+        got, self.buf = self.buf, b""
+        if how is None:
+            raise AssertionError("connection still open after %.1fs (received %r)"
+                                 % (timeout, got[:200]))
+        return got
+
+
+class PopClient(LineClient):
+    """A raw POP3 client: LineClient plus multi-line answers and logins."""
+
+    def login(self, user, password=None):
+        """USER/PASS; the answer to PASS (or to USER if refused). password
+        defaults to the user's in STANDARD_USERS."""
+        r = self.cmd("USER " + user)
+        if not r.startswith(b"+OK"):
+            return r
+        return self.cmd("PASS " + (STANDARD_USERS[user][0] if password is None else password))
+
+    def multiline(self):
+        """The body of a multi-line response, dot-unstuffed, lines joined with
+        CRLF and ending in CRLF (exactly as the message was delivered)."""
+        if self.buf.startswith(b".\r\n"):
+            self.buf = self.buf[3:]
+            return b""
+        body = self.read_until(b"\r\n.\r\n")[:-3]
+        return b"\r\n".join(l[1:] if l.startswith(b".") else l for l in body.split(b"\r\n"))
+
+    def capa(self):
+        """CAPA as {NAME: [args]}."""
+        st = self.cmd("CAPA")
+        if not st.startswith(b"+OK"):
+            raise AssertionError("CAPA answered %r" % st)
+        caps = {}
+        for l in self.multiline().split(b"\r\n"):
+            if l:
+                words = l.decode().split()
+                caps[words[0].upper()] = words[1:]
+        return caps
+
+    def backend(self):
+        """The backend this logged-in session reached, from the Subject of
+        message 1 (welcome_message: "welcome USER on BACKEND")."""
+        st = self.cmd("TOP 1 0")
+        if not st.startswith(b"+OK"):
+            raise AssertionError("TOP 1 0 answered %r" % st)
+        m = re.search(rb"^Subject: welcome \S+ on (\S+)\r?$", self.multiline(), re.M)
+        if not m:
+            raise AssertionError("message 1 has no welcome subject")
+        return m.group(1).decode()
 
 
 # ---- running tests ---------------------------------------------------------
