@@ -12,8 +12,6 @@ Run: GW_BUILD_DIR=build /usr/bin/python3 tests/integration/pop/test_pop.py [-k N
 import base64
 import os
 import re
-import socket
-import ssl
 import subprocess
 import sys
 import threading
@@ -28,113 +26,6 @@ import gwtest as g  # noqa: E402
 TIMEOUT = 10.0            # every socket operation
 MAX_BAD_COMMANDS = 3      # protocols.pop.max_bad_commands in these tests
 BIG_SIZE = 5 * 1024 * 1024
-
-
-# ---- a raw POP3 client ------------------------------------------------------
-
-class Pop:
-    """Lines on a socket, for what poplib cannot do (pipelining, SASL
-    continuations, abuse). Every read has a timeout."""
-
-    def __init__(self, port, tls=None, timeout=TIMEOUT, source=None):
-        s = socket.create_connection(("127.0.0.1", port), timeout=timeout,
-                                     source_address=(source, 0) if source else None)
-        if tls is not None:
-            s = tls.wrap_socket(s, server_hostname="localhost")
-        self.sock = s
-        self.buf = b""
-        self.greeting = self.line()
-
-    def close(self):
-        try:
-            self.sock.close()
-        except OSError:
-            pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def send(self, data):
-        self.sock.sendall(data)
-
-    def _fill(self):
-        data = self.sock.recv(65536)
-        if not data:
-            raise EOFError("connection closed by the gateway")
-        self.buf += data
-
-    def line(self):
-        """One line without its CRLF."""
-        while b"\n" not in self.buf:
-            self._fill()
-        line, _, self.buf = self.buf.partition(b"\n")
-        return line.rstrip(b"\r")
-
-    def cmd(self, line):
-        self.send(line.encode() + b"\r\n" if isinstance(line, str) else line + b"\r\n")
-        return self.line()
-
-    def multiline(self):
-        """The body of a multi-line response, dot-unstuffed, lines joined with
-        CRLF and ending in CRLF (exactly as the message was delivered)."""
-        end = b"\r\n.\r\n"
-        start = 0
-        if self.buf.startswith(b".\r\n"):
-            self.buf = self.buf[3:]
-            return b""
-        while True:
-            i = self.buf.find(end, start)
-            if i >= 0:
-                break
-            start = max(0, len(self.buf) - len(end))
-            self._fill()
-        body, self.buf = self.buf[:i + 2], self.buf[i + len(end):]
-        lines = body.split(b"\r\n")
-        return b"\r\n".join(l[1:] if l.startswith(b".") else l for l in lines)
-
-    def capa(self):
-        """CAPA as {NAME: [args]}."""
-        st = self.cmd("CAPA")
-        if not st.startswith(b"+OK"):
-            raise AssertionError("CAPA answered %r" % st)
-        caps = {}
-        for l in self.multiline().split(b"\r\n"):
-            if l:
-                words = l.decode().split()
-                caps[words[0].upper()] = words[1:]
-        return caps
-
-    def starttls(self, ctx):
-        if self.buf:
-            raise AssertionError("bytes after +OK to STLS, before TLS: %r" % self.buf)
-        self.sock = ctx.wrap_socket(self.sock, server_hostname="localhost")
-
-    def login(self, user, password):
-        r = self.cmd("USER " + user)
-        if not r.startswith(b"+OK"):
-            return r
-        return self.cmd("PASS " + password)
-
-    def wait_closed(self, timeout=5.0):
-        """Return the bytes received until the gateway closed the connection;
-        raise AssertionError if it is still open after timeout."""
-        self.sock.settimeout(timeout)
-        got = self.buf
-        self.buf = b""
-        try:
-            while True:
-                data = self.sock.recv(65536)
-                if not data:
-                    return got
-                got += data
-        except (ConnectionResetError, ssl.SSLError):
-            return got
-        except socket.timeout:
-            raise AssertionError("connection still open after %.0fs (received %r)"
-                                 % (timeout, got[:200])) from None
 
 
 def sasl_plain(user, password, authzid=""):
@@ -231,7 +122,7 @@ class GatewayCase(unittest.TestCase):
 
     def pop(self, kind="plain", **kw):
         tls = self.ctx if kind == "tls" else None
-        p = Pop(self.ports[kind], tls=tls, **kw)
+        p = g.PopClient(self.ports[kind], tls=tls, **kw)
         self.addCleanup(p.close)
         return p
 
@@ -267,7 +158,7 @@ class GatewayCase(unittest.TestCase):
 
     def assert_temp_failure(self, user, kind="plain"):
         """The user's login is answered -ERR [SYS/TEMP] (try again later)."""
-        with Pop(self.ports[kind], tls=self.ctx if kind == "tls" else None) as p:
+        with g.PopClient(self.ports[kind], tls=self.ctx if kind == "tls" else None) as p:
             self.assertOk(p.cmd("USER " + user), "USER")
             r = p.cmd("PASS " + self.USERS[user][0])
             self.assertErr(r, "login of %s with its backend down" % user, code="SYS/TEMP")
@@ -427,7 +318,7 @@ class PopTest(GatewayCase):
     def test_xclient_tells_backend_the_client_address(self):
         # xclient: true, and Dovecot trusts 127.0.0.0/8: the backend's login
         # line shows the real client (127.0.0.2), not the gateway.
-        with Pop(self.ports["plain"], source="127.0.0.2") as p:
+        with g.PopClient(self.ports["plain"], source="127.0.0.2") as p:
             self.assertOk(p.login("bob", "secret-bob"))
             self.assertOk(p.cmd("QUIT"))
         log = self.backends["mbx2"].log_path
@@ -526,10 +417,10 @@ class PopTest(GatewayCase):
 
     def test_client_closes_mid_login(self):
         # Half a session, then gone: the gateway must carry on for others.
-        p = Pop(self.ports["plain"])
+        p = g.PopClient(self.ports["plain"])
         p.send(b"USER alice\r\nPASS secret-alice\r\n")
         p.close()
-        p = Pop(self.ports["plain"])
+        p = g.PopClient(self.ports["plain"])
         p.send(b"USER alice\r\nPA")
         p.close()
         self.assert_reaches("alice", "mbx1")
@@ -572,7 +463,7 @@ class PopTest(GatewayCase):
 
         def fetch():
             try:
-                with Pop(self.ports["plain"]) as p:
+                with g.PopClient(self.ports["plain"]) as p:
                     if not p.login("carol", "secret-carol").startswith(b"+OK"):
                         raise AssertionError("login failed")
                     p.cmd("RETR 2")
@@ -596,7 +487,7 @@ class PopTest(GatewayCase):
         self.assertTrue(workers, "gatewayd has no worker process")
 
         def session():
-            with Pop(self.ports["plain"]) as p:
+            with g.PopClient(self.ports["plain"]) as p:
                 r = p.login("alice", "secret-alice")
                 if not r.startswith(b"+OK"):
                     raise AssertionError("login failed: %r" % r)
@@ -672,7 +563,7 @@ class PopBackendFailureTest(GatewayCase):
 
     def test_only_copy_down_sasl(self):
         self.backends["mbx3"].kill()
-        with Pop(self.ports["plain"]) as p:
+        with g.PopClient(self.ports["plain"]) as p:
             r = p.cmd("AUTH PLAIN " + sasl_plain("dave", "secret-dave"))
             self.assertErr(r, "AUTH with the backend down", code="SYS/TEMP")
         self.assert_reaches("alice", "mbx1")
@@ -705,7 +596,7 @@ class PopBackendFailureTest(GatewayCase):
         self.assert_reaches("dave", "mbx3")
 
     def _login_ok(self, user):
-        with Pop(self.ports["plain"]) as p:
+        with g.PopClient(self.ports["plain"]) as p:
             return p.login(user, self.USERS[user][0]).startswith(b"+OK")
 
     def test_backend_hangs(self):
@@ -717,7 +608,7 @@ class PopBackendFailureTest(GatewayCase):
         def dave():
             t0 = time.monotonic()
             try:
-                with Pop(self.ports["plain"], timeout=30.0) as p:
+                with g.PopClient(self.ports["plain"], timeout=30.0) as p:
                     p.cmd("USER dave")
                     result["answer"] = p.cmd("PASS secret-dave")
             except Exception as e:
@@ -779,7 +670,7 @@ class PopShutdownTest(GatewayCase):
 
         def dave():
             try:
-                with Pop(self.ports["plain"], timeout=20.0) as p:
+                with g.PopClient(self.ports["plain"], timeout=20.0) as p:
                     p.cmd("USER dave")
                     p.send(b"PASS secret-dave\r\n")
                     result["answer"] = p.wait_closed(20.0)
