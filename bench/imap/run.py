@@ -145,16 +145,19 @@ def ensure_gatewayd():
 
 
 def ensure_imapload(tmp):
-    """imapload from the build tree (bench/ target) or compiled here."""
-    src = os.path.join(HERE, "imapload.c")
+    """imapload from the build tree (bench/ target) or compiled here (with
+    bench/loadgen.c)."""
+    bench = os.path.dirname(HERE)
+    srcs = [os.path.join(HERE, "imapload.c"), os.path.join(bench, "loadgen.c")]
+    newest = max(os.path.getmtime(p) for p in srcs + [os.path.join(bench, "loadgen.h")])
     for cand in (os.environ.get("IMAPLOAD"),
                  os.path.join(gwtest.build_dir(), "bench", "imapload")):
-        if cand and os.access(cand, os.X_OK) and os.path.getmtime(cand) >= os.path.getmtime(src):
+        if cand and os.access(cand, os.X_OK) and os.path.getmtime(cand) >= newest:
             return cand
     out = os.path.join(tmp, "imapload")
     cc = os.environ.get("CC", "cc")
-    subprocess.run([cc, "-O2", "-Wall", "-Wextra", "-Werror", "-std=gnu11", "-o", out, src],
-                   check=True, stdin=subprocess.DEVNULL, timeout=120)
+    subprocess.run([cc, "-O2", "-Wall", "-Wextra", "-Werror", "-std=gnu11", "-I", bench,
+                    "-o", out] + srcs, check=True, stdin=subprocess.DEVNULL, timeout=120)
     return out
 
 
