@@ -12,7 +12,6 @@ Run: GW_BUILD_DIR=build /usr/bin/python3 tests/integration/ldap/test_ldap.py [-k
 
 import os
 import re
-import socket
 import sys
 import threading
 import time
@@ -23,7 +22,6 @@ sys.path.insert(0, os.path.join(HERE, "..", "..", "support"))
 import gwtest as g  # noqa: E402
 import slapd as S  # noqa: E402
 
-TIMEOUT = 10.0
 
 # Users in the directory: password, database, and more.
 LDAP_USERS = {
@@ -38,47 +36,6 @@ LDAP_USERS = {
 }
 # Users of the backends (Dovecot knows nothing of LDAP).
 BACKEND_USERS = {u: v["password"] for u, v in LDAP_USERS.items()}
-
-
-class Pop:
-    """A POP3 client on a socket, every read with a timeout."""
-
-    def __init__(self, port, source=None, timeout=TIMEOUT):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout,
-                                             source_address=(source, 0) if source else None)
-        self.buf = b""
-        self.greeting = self.line()
-
-    def line(self):
-        while b"\n" not in self.buf:
-            data = self.sock.recv(65536)
-            if not data:
-                raise EOFError("closed by the gateway")
-            self.buf += data
-        line, _, self.buf = self.buf.partition(b"\n")
-        return line.rstrip(b"\r")
-
-    def cmd(self, text):
-        self.sock.sendall(text.encode("latin-1") + b"\r\n")
-        return self.line()
-
-    def login(self, user, password):
-        r = self.cmd("USER " + user)
-        if not r.startswith(b"+OK"):
-            return r
-        return self.cmd("PASS " + password)
-
-    def close(self):
-        try:
-            self.sock.close()
-        except OSError:
-            pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
 
 class LdapCase(unittest.TestCase):
@@ -142,7 +99,7 @@ class LdapCase(unittest.TestCase):
         """The gateway's answer to USER/PASS (bytes)."""
         if password is None:
             password = LDAP_USERS[user]["password"]
-        with Pop(self.port, source=source) as p:
+        with g.PopClient(self.port, source=source) as p:
             return p.login(user, password)
 
     def assertOk(self, r, what=""):
@@ -156,16 +113,10 @@ class LdapCase(unittest.TestCase):
                         "%s: expected -ERR [SYS/TEMP], got %r" % (what, r))
 
     def assert_reaches(self, user, backend):
-        with Pop(self.port) as p:
+        with g.PopClient(self.port) as p:
             self.assertOk(p.login(user, LDAP_USERS[user]["password"]), "login of " + user)
             self.assertOk(p.cmd("RETR 1"))
-            body = b""
-            while True:
-                line = p.line()
-                if line == b".":
-                    break
-                body += line + b"\n"
-            self.assertIn(("welcome %s on %s" % (user, backend)).encode(), body)
+            self.assertIn(("welcome %s on %s" % (user, backend)).encode(), p.multiline())
 
     def wait_count(self, slapd, fn, expect, timeout=5.0):
         """slapd's log is written as it goes: poll until fn() == expect."""
@@ -225,7 +176,7 @@ class LookupTest(LdapCase):
         self.assertRegex(self.gw.log_text(), r"has no description")
 
     def test_empty_password_never_binds(self):
-        with Pop(self.port) as p:
+        with g.PopClient(self.port) as p:
             p.cmd("USER alice")
             r = p.cmd("PASS ")
         self.assertTrue(r.startswith(b"-ERR"), r)
@@ -353,7 +304,7 @@ class OutageTest(LdapCase):
     def test_paused_slapd_times_out_without_stalling_the_worker(self):
         s = self.slapds[0]
         self.assertOk(self.login("alice"))       # cached from now on (1 s)
-        session = Pop(self.port)
+        session = g.PopClient(self.port)
         self.addCleanup(session.close)
         self.assertOk(session.login("dave", "secret-dave"))
         s.pause()
