@@ -41,89 +41,6 @@ def gatewayctl_path():
     return os.path.join(g.build_dir(), "gatewayctl")
 
 
-# ---- a raw POP3 client ------------------------------------------------------
-
-class Pop:
-    """Lines on a socket; every read bounded by the socket timeout."""
-
-    def __init__(self, port, timeout=TIMEOUT):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-        self.buf = b""
-        self.greeting = self.line()
-
-    def close(self):
-        try:
-            self.sock.close()
-        except OSError:
-            pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def _fill(self):
-        data = self.sock.recv(65536)
-        if not data:
-            raise EOFError("connection closed by the gateway")
-        self.buf += data
-
-    def line(self):
-        while b"\n" not in self.buf:
-            self._fill()
-        line, _, self.buf = self.buf.partition(b"\n")
-        return line.rstrip(b"\r")
-
-    def cmd(self, line):
-        self.sock.sendall(line.encode() + b"\r\n")
-        return self.line()
-
-    def multiline(self):
-        end = b"\r\n.\r\n"
-        if self.buf.startswith(b".\r\n"):
-            self.buf = self.buf[3:]
-            return b""
-        while end not in self.buf:
-            self._fill()
-        i = self.buf.index(end)
-        body, self.buf = self.buf[:i + 2], self.buf[i + len(end):]
-        return body
-
-    def login(self, user, password=None):
-        """USER/PASS; returns the answer to PASS (or to USER if refused)."""
-        password = password if password is not None else USERS[user][0]
-        r = self.cmd("USER " + user)
-        if not r.startswith(b"+OK"):
-            return r
-        return self.cmd("PASS " + password)
-
-    def backend(self):
-        """The backend this logged-in session reached, from the Subject of
-        message 1 ("welcome USER on BACKEND")."""
-        st = self.cmd("TOP 1 0")
-        if not st.startswith(b"+OK"):
-            raise AssertionError("TOP 1 0 answered %r" % st)
-        m = re.search(rb"^Subject: welcome \S+ on (\S+)\r?$", self.multiline(), re.M)
-        if not m:
-            raise AssertionError("message 1 has no welcome subject")
-        return m.group(1).decode()
-
-    def wait_closed(self, timeout):
-        """Seconds until the gateway closed the connection; AssertionError if
-        it is still open after timeout."""
-        t0 = time.monotonic()
-        self.sock.settimeout(timeout)
-        try:
-            while self.sock.recv(65536):
-                pass
-        except ConnectionResetError:
-            pass
-        except socket.timeout:
-            raise AssertionError("connection still open after %.1fs" % timeout) from None
-        return time.monotonic() - t0
-
-
 # ---- shared setup -----------------------------------------------------------
 
 class LocatorCase(unittest.TestCase):
@@ -234,7 +151,7 @@ class LocatorCase(unittest.TestCase):
 
     def session(self, user, timeout=TIMEOUT):
         """A logged-in session, closed at cleanup."""
-        p = Pop(self.port, timeout=timeout)
+        p = g.PopClient(self.port, timeout=timeout)
         self.addCleanup(p.close)
         r = p.login(user)
         self.assertTrue(r.startswith(b"+OK"), "login of %s: %r" % (user, r))
@@ -243,7 +160,7 @@ class LocatorCase(unittest.TestCase):
     def reaches(self, user, timeout=TIMEOUT):
         """Log in, return the backend reached (or None and the answer when
         the login is refused)."""
-        with Pop(self.port, timeout=timeout) as p:
+        with g.PopClient(self.port, timeout=timeout) as p:
             r = p.login(user)
             if not r.startswith(b"+OK"):
                 return None, r
@@ -261,11 +178,32 @@ class LocatorCase(unittest.TestCase):
         """(answer to PASS or the exception's repr, seconds)."""
         t0 = time.monotonic()
         try:
-            with Pop(self.port, timeout=timeout) as p:
+            with g.PopClient(self.port, timeout=timeout) as p:
                 answer = p.login(user)
         except (OSError, EOFError) as e:
             answer = repr(e)
         return answer, time.monotonic() - t0
+
+    def login_in_background(self, user, timeout):
+        """Start a login of user in a daemon thread; returns (thread, result),
+        result getting 'answer' (to PASS, or the exception's repr), 'backend'
+        (after +OK) and 'secs'."""
+        result = {}
+
+        def login():
+            t0 = time.monotonic()
+            try:
+                with g.PopClient(self.port, timeout=timeout) as p:
+                    result["answer"] = p.login(user)
+                    if result["answer"].startswith(b"+OK"):
+                        result["backend"] = p.backend()
+            except (OSError, EOFError, AssertionError) as e:
+                result["answer"] = repr(e)
+            result["secs"] = time.monotonic() - t0
+
+        th = threading.Thread(target=login, daemon=True)
+        th.start()
+        return th, result
 
     def log_since(self, mark):
         with open(self.gw.log_path, "rb") as f:
@@ -314,14 +252,20 @@ class FailoverDefaultsTest(LocatorCase):
         self.assertRegex(self.show(), r"server mbx1 127\.0\.0\.1 .*pop:\d+=connect failed")
 
 
-class FailureTest(LocatorCase):
-    """Backends die, hang and come back; fast health checks."""
+class HoldDownCase(LocatorCase):
+    """Fast health checks and a hold-down of HOLD_DOWN seconds."""
 
     HOLD_DOWN = 2.0
 
     def configure(self, config):
         config["locator"]["health"] = dict(FAST_HEALTH)
         config["locator"]["hold_down"] = "%dms" % (self.HOLD_DOWN * 1000)
+
+
+class FailureTest(HoldDownCase):
+    """Backends die, hang and come back; fast health checks."""
+
+    HOLD_DOWN = 2.0
 
     def test_active_comes_back_logins_return_once_healthy(self):
         mbx1 = self.backends["mbx1"]
@@ -400,21 +344,7 @@ class FailureTest(LocatorCase):
         # A login started right away: mbx1 accepts (the kernel does) but
         # never greets; after upstream.connect_timeout (default 5s) the
         # gateway tries mbx2.
-        result = {}
-
-        def hung_login():
-            t = time.monotonic()
-            try:
-                with Pop(self.port, timeout=30.0) as p:
-                    result["answer"] = p.login("carol")
-                    if result["answer"].startswith(b"+OK"):
-                        result["backend"] = p.backend()
-            except (OSError, EOFError, AssertionError) as e:
-                result["answer"] = repr(e)
-            result["secs"] = time.monotonic() - t
-
-        th = threading.Thread(target=hung_login, daemon=True)
-        th.start()
+        th, result = self.login_in_background("carol", timeout=30.0)
         # The probes time out: down within about interval*fall + timeout
         # (plus up to one interval of phase).
         bound = FAST_INTERVAL * (FAST_FALL + 1) + FAST_TIMEOUT + 0.5
@@ -448,14 +378,10 @@ class FailureTest(LocatorCase):
         self.assertRegex(log, r"backend mbx1 failed: 127\.0\.0\.1:\d+: no greeting in time")
 
 
-class HoldDownRecoveryTest(LocatorCase):
+class HoldDownRecoveryTest(HoldDownCase):
     """A long enough hold-down for a copy to restart inside it."""
 
     HOLD_DOWN = 6.0
-
-    def configure(self, config):
-        config["locator"]["health"] = dict(FAST_HEALTH)
-        config["locator"]["hold_down"] = "%dms" % (self.HOLD_DOWN * 1000)
 
     def test_held_login_succeeds_when_a_copy_returns(self):
         hold = self.HOLD_DOWN
@@ -464,22 +390,8 @@ class HoldDownRecoveryTest(LocatorCase):
         mbx2.kill()
         self.wait_health("mbx1", want_up=False, timeout=FAST_INTERVAL * (FAST_FALL + 1) + 2)
         self.wait_health("mbx2", want_up=False, timeout=FAST_INTERVAL * (FAST_FALL + 1) + 2)
-        result = {}
-
-        def login():
-            t0 = time.monotonic()
-            try:
-                with Pop(self.port, timeout=40.0) as p:
-                    result["answer"] = p.login("alice")
-                    if result["answer"].startswith(b"+OK"):
-                        result["backend"] = p.backend()
-            except (OSError, EOFError, AssertionError) as e:
-                result["answer"] = repr(e)
-            result["secs"] = time.monotonic() - t0
-
-        t = threading.Thread(target=login, daemon=True)
         t0 = time.monotonic()
-        t.start()
+        t, result = self.login_in_background("alice", timeout=40.0)
         # The login is being held (the log says so) when mbx2 comes back.
         self.assertTrue(g.wait_until(lambda: "holding the login" in self.gw.log_text(), 5.0),
                         "the login was not held")
@@ -535,21 +447,7 @@ class ConnectTimeoutTest(LocatorCase):
         config["locator"]["servers"]["mbx1"]["services"]["pop"]["port"] = self.hole_port
 
     def test_connect_timeout_moves_login_to_next_copy(self):
-        result = {}
-
-        def alice():
-            t0 = time.monotonic()
-            try:
-                with Pop(self.port, timeout=40.0) as p:
-                    result["answer"] = p.login("alice")
-                    if result["answer"].startswith(b"+OK"):
-                        result["backend"] = p.backend()
-            except (OSError, EOFError, AssertionError) as e:
-                result["answer"] = repr(e)
-            result["secs"] = time.monotonic() - t0
-
-        th = threading.Thread(target=alice, daemon=True)
-        th.start()
+        th, result = self.login_in_background("alice", timeout=40.0)
         # The worker serves others while alice's connect hangs.
         t0 = time.monotonic()
         self.assert_reaches("bob", "mbx2")
@@ -632,10 +530,12 @@ class OperationsTest(LocatorCase):
         closed = [None] * len(old)
 
         def watch(i):
+            t = time.monotonic()
             try:
-                closed[i] = old[i].wait_closed(self.MOVE_WINDOW + 3.0)
+                old[i].wait_closed(self.MOVE_WINDOW + 3.0)
             except AssertionError:
-                pass
+                return
+            closed[i] = time.monotonic() - t
         watchers = [threading.Thread(target=watch, args=(i,), daemon=True) for i in range(len(old))]
         t0 = time.monotonic()
         for w in watchers:

@@ -13,7 +13,6 @@ Run: GW_BUILD_DIR=build /usr/bin/python3 tests/integration/locator/test_locator_
 
 import os
 import re
-import socket
 import subprocess
 import sys
 import threading
@@ -26,7 +25,6 @@ import slapd as sl  # noqa: E402
 
 USERS = g.STANDARD_USERS
 DBS = "ou=databases," + sl.BASE
-TIMEOUT = 10.0
 
 
 def db_dn(name):
@@ -40,62 +38,6 @@ def databases_ldif():
             "dn: %s\nchangetype: add\nobjectClass: gwDatabase\ncn: db2\n"
             "gwDatabaseCopy: 1 mbx2\ngwDatabaseCopy: 2 mbx1\ngwActiveServer: mbx2\n"
             % (DBS, db_dn("db1"), db_dn("db2")))
-
-
-class Pop:
-    def __init__(self, port, timeout=TIMEOUT):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-        self.buf = b""
-        self.greeting = self.line()
-
-    def close(self):
-        try:
-            self.sock.close()
-        except OSError:
-            pass
-
-    def line(self):
-        while b"\n" not in self.buf:
-            d = self.sock.recv(65536)
-            if not d:
-                raise EOFError("closed by the gateway")
-            self.buf += d
-        line, _, self.buf = self.buf.partition(b"\n")
-        return line.rstrip(b"\r")
-
-    def cmd(self, line):
-        self.sock.sendall(line.encode() + b"\r\n")
-        return self.line()
-
-    def login(self, user):
-        r = self.cmd("USER " + user)
-        return r if not r.startswith(b"+OK") else self.cmd("PASS " + USERS[user][0])
-
-    def backend(self):
-        st = self.cmd("TOP 1 0")
-        assert st.startswith(b"+OK"), st
-        end = b"\r\n.\r\n"
-        while end not in self.buf:
-            d = self.sock.recv(65536)
-            if not d:
-                raise EOFError("closed by the gateway")
-            self.buf += d
-        body, _, self.buf = self.buf.partition(end)
-        m = re.search(rb"^Subject: welcome \S+ on (\S+)\r?$", body, re.M)
-        assert m, body
-        return m.group(1).decode()
-
-    def wait_closed(self, timeout):
-        t0 = time.monotonic()
-        self.sock.settimeout(timeout)
-        try:
-            while self.sock.recv(65536):
-                pass
-        except ConnectionResetError:
-            pass
-        except socket.timeout:
-            raise AssertionError("still open after %.1fs" % timeout) from None
-        return time.monotonic() - t0
 
 
 class LdapLocatorCase(unittest.TestCase):
@@ -144,16 +86,13 @@ class LdapLocatorCase(unittest.TestCase):
         return self.ctl("show").stdout
 
     def reaches(self, user):
-        p = Pop(self.port)
-        try:
+        with g.PopClient(self.port) as p:
             r = p.login(user)
             if not r.startswith(b"+OK"):
                 return None
             be = p.backend()
             p.cmd("QUIT")
             return be
-        finally:
-            p.close()
 
     def set_active(self, db, server):
         self.slapd.modify("dn: %s\nchangetype: modify\nreplace: gwActiveServer\n"
@@ -181,7 +120,7 @@ class LdapLocatorCase(unittest.TestCase):
         self.assertIn("ldap: synced", self.show())
 
     def test_ldapmodify_switchover_propagates_and_closes_old_sessions(self):
-        p = Pop(self.port)
+        p = g.PopClient(self.port)
         self.addCleanup(p.close)
         self.assertTrue(p.login("alice").startswith(b"+OK"))
         self.assertEqual(p.backend(), "mbx1")
