@@ -18,8 +18,6 @@ The standard world (HttpWorld.start):
 import base64
 import os
 import re
-import socket
-import ssl
 import subprocess
 import sys
 import time
@@ -208,66 +206,12 @@ class Response:
         return "<Response %d %r>" % (self.status, self.body[:80])
 
 
-class Raw:
-    """Bytes on a socket, read back as HTTP responses. Every read has a
-    timeout; EOFError when the gateway closes."""
+class Raw(g.LineClient):
+    """gwtest's raw line client, read back as HTTP responses. Every read has
+    a timeout; EOFError when the gateway closes. tls: a CA file."""
 
     def __init__(self, port, tls=None, timeout=TIMEOUT):
-        s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-        if tls is not None:
-            ctx = g.client_tls_context(tls)
-            s = ctx.wrap_socket(s, server_hostname="localhost")
-        self.sock = s
-        self.buf = b""
-
-    def close(self):
-        try:
-            self.sock.close()
-        except OSError:
-            pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def send(self, data):
-        self.sock.sendall(data if isinstance(data, bytes) else data.encode())
-
-    def _fill(self):
-        data = self.sock.recv(262144)
-        if not data:
-            raise EOFError("connection closed by the gateway")
-        self.buf += data
-
-    def read_until(self, marker):
-        while marker not in self.buf:
-            self._fill()
-        i = self.buf.index(marker) + len(marker)
-        out, self.buf = self.buf[:i], self.buf[i:]
-        return out
-
-    def read_exact(self, n):
-        while len(self.buf) < n:
-            self._fill()
-        out, self.buf = self.buf[:n], self.buf[n:]
-        return out
-
-    def closed(self, timeout=5.0):
-        """True when the gateway closes the connection (EOF or reset) within
-        timeout, with nothing more to read."""
-        self.sock.settimeout(timeout)
-        try:
-            while True:
-                data = self.sock.recv(65536)
-                if not data:
-                    return True
-                self.buf += data
-        except ConnectionResetError:
-            return True
-        except (socket.timeout, ssl.SSLError):
-            return False
+        super().__init__(port, tls=tls, timeout=timeout, greeting=False)
 
     def response(self, head_request=False):
         head = self.read_until(b"\r\n\r\n")

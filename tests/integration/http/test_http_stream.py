@@ -34,6 +34,20 @@ RSS_BUDGET_KB = 24 * 1024
 ALLOW = [r"no backend for database", r"no backend reachable"]
 
 
+def digest_of(read, size=None):
+    """(bytes, SHA-256 hex) of what read(1 MiB) returns until it returns
+    nothing or, with size, until size bytes are in."""
+    h = hashlib.sha256()
+    n = 0
+    while size is None or n < size:
+        piece = read(1 << 20)
+        if not piece:
+            break
+        h.update(piece)
+        n += len(piece)
+    return n, h.hexdigest()
+
+
 class RssSampler(threading.Thread):
     def __init__(self, gw):
         super().__init__(daemon=True)
@@ -117,18 +131,11 @@ class Streaming(unittest.TestCase):
                   headers={"Authorization": basic("alice")})
         r = c.getresponse()
         self.assertEqual(r.getheader("Transfer-Encoding"), "chunked")
-        h = hashlib.sha256()
-        n = 0
-        while True:
-            piece = r.read(1 << 20)
-            if not piece:
-                break
-            h.update(piece)
-            n += len(piece)
+        got = digest_of(r.read)
         c.close()
         grew = sampler.stop()
         print("worker RSS grew by %d KiB" % grew, file=sys.stderr)
-        self.assertEqual((n, h.hexdigest()), (SIZE, pattern_sha256(SIZE, seed=13)))
+        self.assertEqual(got, (SIZE, pattern_sha256(SIZE, seed=13)))
         self.assertLess(grew, RSS_BUDGET_KB, "worker grew by %d KiB" % grew)
 
     def test_slow_reader_holds_the_backend_back(self):
@@ -144,18 +151,11 @@ class Streaming(unittest.TestCase):
             head += s.recv(1)
         time.sleep(2.0)   # read nothing: the gateway must not buffer the body
         stalled = sampler.peak - sampler.base
-        h = hashlib.sha256()
-        n = 0
-        while n < size:
-            piece = s.recv(1 << 20)
-            if not piece:
-                break
-            h.update(piece)
-            n += len(piece)
+        got = digest_of(s.recv, size)
         s.close()
         grew = sampler.stop()
         print("worker RSS grew by %d KiB" % grew, file=sys.stderr)
-        self.assertEqual((n, h.hexdigest()), (size, pattern_sha256(size, seed=14)))
+        self.assertEqual(got, (size, pattern_sha256(size, seed=14)))
         self.assertLess(stalled, RSS_BUDGET_KB, "worker grew by %d KiB while stalled" % stalled)
         self.assertLess(grew, RSS_BUDGET_KB, "worker grew by %d KiB" % grew)
 
