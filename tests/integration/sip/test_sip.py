@@ -22,7 +22,6 @@ import os
 import re
 import shutil
 import socket
-import ssl
 import subprocess
 import sys
 import threading
@@ -139,57 +138,18 @@ class Udp:
                 return m
 
 
-class Stream:
-    """A TCP (or TLS) SIP connection; responses framed by Content-Length."""
+class Stream(g.LineClient):
+    """A TCP (or TLS) SIP connection on gwtest's raw line client; responses
+    framed by Content-Length. port: the local port (for Via)."""
 
     def __init__(self, port, tls_ctx=None):
-        s = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
-        if tls_ctx is not None:
-            s = tls_ctx.wrap_socket(s, server_hostname="localhost")
-        self.sock = s
-        self.port = s.getsockname()[1]
-        self.buf = b""
-
-    def close(self):
-        try:
-            self.sock.close()
-        except OSError:
-            pass
-
-    def send(self, data):
-        self.sock.sendall(data)
-
-    def _fill(self):
-        data = self.sock.recv(65536)
-        if not data:
-            raise EOFError("closed by the gateway")
-        self.buf += data
+        super().__init__(port, tls=tls_ctx, timeout=TIMEOUT, greeting=False)
+        self.port = self.sock.getsockname()[1]
 
     def recv(self):
-        while b"\r\n\r\n" not in self.buf:
-            self._fill()
-        head, _, rest = self.buf.partition(b"\r\n\r\n")
+        head = self.read_until(b"\r\n\r\n")
         m = re.search(rb"(?im)^(?:content-length|l)\s*:\s*(\d+)", head)
-        n = int(m.group(1)) if m else 0
-        while len(rest) < n:
-            self._fill()
-            head, _, rest = self.buf.partition(b"\r\n\r\n")
-        self.buf = rest[n:]
-        return Msg(head + b"\r\n\r\n" + rest[:n])
-
-    def closed(self, timeout=TIMEOUT):
-        """True once the gateway closed the connection (EOF or reset)."""
-        self.sock.settimeout(timeout)
-        try:
-            while True:
-                data = self.sock.recv(65536)
-                if not data:
-                    return True
-                self.buf += data
-        except ConnectionResetError:
-            return True
-        except socket.timeout:
-            return False
+        return Msg(head + self.read_exact(int(m.group(1)) if m else 0))
 
 
 def contact_target(contact):
