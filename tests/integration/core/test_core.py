@@ -99,10 +99,9 @@ class Listeners(CoreCase):
             ctx = ssl.create_default_context()
             ctx.check_hostname = False
             ctx.verify_mode = ssl.CERT_NONE
-            with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as s:
-                with ctx.wrap_socket(s, server_hostname=server_name) as t:
-                    der = t.getpeercert(binary_form=True)
-                    t.recv(100)  # the greeting: the session works after the handshake
+            # (the client reads the greeting: the session works after the handshake)
+            with g.LineClient(port, tls=ctx, server_hostname=server_name) as c:
+                der = c.sock.getpeercert(binary_form=True)
             pem = ssl.DER_cert_to_PEM_cert(der)
             out = subprocess.run(["openssl", "x509", "-noout", "-subject"], input=pem.encode(),
                                  stdout=subprocess.PIPE, check=True).stdout.decode()
@@ -112,10 +111,8 @@ class Listeners(CoreCase):
         self.assertIn("pop.a.test", cert_cn("pop.a.test"))
         self.assertIn("pop.a.test", cert_cn("unknown.test"))   # the first is the default
         # and a client that checks the name it asked for gets a verified session
-        ctx = g.client_tls_context(b[0])
-        with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as s:
-            with ctx.wrap_socket(s, server_hostname="pop.b.test") as t:
-                self.assertTrue(t.recv(100).startswith(b"+OK"))
+        with g.LineClient(port, tls=b[0], server_hostname="pop.b.test") as c:
+            self.assertTrue(c.greeting.startswith(b"+OK"))
 
     def test_max_connections(self):
         conf, info, _ = self.config()
@@ -181,29 +178,28 @@ class Reload(CoreCase):
 
 
 class ConfigCheck(CoreCase):
+    def refused(self, d, name, conf):
+        """Write conf to d/name and run `gatewayd -t` on it: it must exit 1.
+        Returns what it wrote to stderr."""
+        path = os.path.join(d.path, name)
+        with open(path, "w") as f:
+            f.write(g.to_yaml(conf))
+        r = g.check_config(path)
+        self.assertEqual(r.returncode, 1)
+        return r.stderr
+
     def test_unreadable_certificate_is_reported_with_position(self):
         conf, info, d = self.config()
         conf["protocols"]["pop"]["listen"][2]["certificates"][0]["cert"] = "/nonexistent/x.crt"
-        path = os.path.join(d.path, "bad.yaml")
-        with open(path, "w") as f:
-            f.write(g.to_yaml(conf))
-        r = subprocess.run([g.gatewayd_path(), "-t", "-c", path], stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, timeout=30)
-        self.assertEqual(r.returncode, 1)
-        err = r.stderr.decode()
+        err = self.refused(d, "bad.yaml", conf)
         self.assertRegex(err, r"bad\.yaml:\d+:\d+: .*certificate")
 
     def test_mismatched_key_is_refused(self):
         conf, info, d = self.config()
         other = make_named_cert(d.path, "other", "other.test")
         conf["protocols"]["pop"]["listen"][2]["certificates"][0]["key"] = other[1]
-        path = os.path.join(d.path, "mismatch.yaml")
-        with open(path, "w") as f:
-            f.write(g.to_yaml(conf))
-        r = subprocess.run([g.gatewayd_path(), "-t", "-c", path], stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, timeout=30)
-        self.assertEqual(r.returncode, 1)
-        self.assertRegex(r.stderr.decode(), r"mismatch\.yaml:\d+:\d+: .*key.*(mismatch|does not match)")
+        err = self.refused(d, "mismatch.yaml", conf)
+        self.assertRegex(err, r"mismatch\.yaml:\d+:\d+: .*key.*(mismatch|does not match)")
 
 
 if __name__ == "__main__":
