@@ -34,32 +34,24 @@ built (Release) when missing.
 import argparse
 import atexit
 import base64
-import json
+import importlib.util
 import os
 import re
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
-import time
-
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(os.path.dirname(HERE))
-sys.path.insert(0, os.path.join(REPO, "tests", "support"))
-import gwtest  # noqa: E402  (free ports, processes, gatewayd)
 
 TARGETS = ("direct", "gatewayd", "nginx", "haproxy")
 SIZES = {"1k": 1024, "1m": 1024 * 1024}
 USER, PASSWORD = "bench", "bench-password"
 
-
-def log(msg):
-    print("[bench] " + msg, file=sys.stderr, flush=True)
-
-
-class BenchError(Exception):
-    pass
+HERE = os.path.dirname(os.path.abspath(__file__))
+benchlib = importlib.util.module_from_spec(importlib.util.spec_from_file_location(
+    "benchlib", os.path.join(os.path.dirname(HERE), "benchlib.py")))   # bench/: no package
+benchlib.__spec__.loader.exec_module(benchlib)
+gwtest, log = benchlib.gwtest, benchlib.log
+BenchError = benchlib.BenchError
 
 
 # ---- prerequisites -------------------------------------------------------------
@@ -72,119 +64,19 @@ def ensure_packages(targets, allow_install):
         need.append("haproxy")
     if not shutil.which("wrk"):
         need.append("wrk")
-    if not need:
-        return
-    if not allow_install or os.geteuid() != 0:
-        raise BenchError("missing packages: %s; as root: apt-get install %s"
-                         % (" ".join(need), " ".join(need)))
-    log("installing %s" % " ".join(need))
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    cmd = ["apt-get", "install", "-y", "-q", "--no-install-recommends"] + need
-    if subprocess.run(cmd, env=env, stdin=subprocess.DEVNULL, timeout=900).returncode != 0:
-        subprocess.run(["apt-get", "update", "-q"], env=env, stdin=subprocess.DEVNULL,
-                       timeout=600, check=True)
-        subprocess.run(cmd, env=env, stdin=subprocess.DEVNULL, timeout=900, check=True)
-
-
-def cmake_cache(build_dir, key):
-    try:
-        with open(os.path.join(build_dir, "CMakeCache.txt")) as f:
-            for line in f:
-                if line.startswith(key + ":"):
-                    return line.split("=", 1)[1].strip()
-    except OSError:
-        pass
-    return None
-
-
-def ensure_gatewayd():
-    binary = gwtest.gatewayd_path()
-    plugin = os.path.join(gwtest.plugin_dir(), "http.so")
-    build = gwtest.build_dir()
-    if not (os.access(binary, os.X_OK) and os.path.exists(plugin)):
-        log("gatewayd or the http plugin missing; building %s (Release)" % build)
-        subprocess.run(["cmake", "-S", REPO, "-B", build, "-DCMAKE_BUILD_TYPE=Release"],
-                       check=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                       timeout=600)
-        subprocess.run(["cmake", "--build", build, "-j", str(os.cpu_count() or 2),
-                        "--target", "gatewayd"], check=True, stdin=subprocess.DEVNULL,
-                       timeout=1800)
-    if not (os.access(binary, os.X_OK) and os.path.exists(plugin)):
-        raise BenchError("no gatewayd at %s with %s" % (binary, plugin))
-    btype = cmake_cache(build, "CMAKE_BUILD_TYPE") or "?"
-    if cmake_cache(build, "GW_SANITIZE") in ("ON", "TRUE", "1"):
-        log("WARNING: %s is a sanitizer build (GW_SANITIZE=ON): numbers are meaningless" % build)
-    elif btype not in ("Release", "RelWithDebInfo"):
-        log("WARNING: %s is a %s build; use -DCMAKE_BUILD_TYPE=Release" % (build, btype))
-    return binary, btype
+    benchlib.apt_install(need, allow_install)
 
 
 # ---- servers -------------------------------------------------------------------
 
-class Proc:
-    """A server in the foreground, in its own process group, stopped by PID."""
-
-    def __init__(self, name, argv, directory, ports):
-        self.name = name
-        self.argv = argv
-        self.dir = directory
-        self.ports = ports
-        self.proc = None
-
-    def start(self, timeout=15.0):
-        out = open(os.path.join(self.dir, self.name + ".stderr"), "ab")
-        try:
-            self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=out,
-                                         stderr=subprocess.STDOUT, start_new_session=True,
-                                         cwd=self.dir)
-        finally:
-            out.close()
-        atexit.register(self.stop)
-        for p in self.ports:
-            gwtest.wait_port("127.0.0.1", p, timeout, proc=self.proc, what=self.name)
-        return self
-
-    def pids(self):
-        if self.proc is None or self.proc.poll() is not None:
-            return []
-        return [self.proc.pid] + gwtest._children(self.proc.pid)
-
-    def stop(self, timeout=10.0):
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            try:
-                os.kill(self.proc.pid, signal.SIGTERM)
-                self.proc.wait(timeout)
-            except (ProcessLookupError, subprocess.TimeoutExpired):
-                pass
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        self.proc.wait()
-        self.proc = None
-
-
-NGINX_HEAD = """# generated by bench/http/run.py
-daemon off;
-master_process on;
-worker_processes 1;
-pid {d}/{name}.pid;
-error_log {d}/{name}.error.log warn;
-events {{
-    worker_connections 4096;
-}}
-http {{
-    access_log off;
-    client_body_temp_path {d}/tmp/{name}-body;
-    proxy_temp_path {d}/tmp/{name}-proxy;
-    fastcgi_temp_path {d}/tmp/{name}-fastcgi;
-    uwsgi_temp_path {d}/tmp/{name}-uwsgi;
-    scgi_temp_path {d}/tmp/{name}-scgi;
+def nginx(d, name, port, http_body):
+    """An nginx of this benchmark: keep-alive connections for as long as
+    wrk runs, http_body inside its http block."""
+    conf = benchlib.nginx_conf_head(d, name) + """\
     keepalive_requests 1000000;
     keepalive_timeout 75s;
-"""
+""" + http_body + "}\n"
+    return benchlib.nginx_server(d, name, conf, {port: name})
 
 
 def origin_nginx(d):
@@ -196,9 +88,7 @@ def origin_nginx(d):
             f.write(os.urandom(size))
     with open(os.path.join(www, "index.html"), "w") as f:
         f.write("ok\n")
-    conf = os.path.join(d, "origin.conf")
-    with open(conf, "w") as f:
-        f.write(NGINX_HEAD.format(d=d, name="origin") + """
+    return nginx(d, "origin", port, """
     sendfile on;
     tcp_nopush on;
     server {{
@@ -206,17 +96,12 @@ def origin_nginx(d):
         root {www};
         default_type application/octet-stream;
     }}
-}}
-""".format(port=port, www=www))
-    return Proc("origin", ["nginx", "-c", conf, "-p", d, "-e", os.path.join(d, "origin.error.log")],
-                d, [port]), port
+""".format(port=port, www=www)), port
 
 
 def proxy_nginx(d, origin_port):
     port = gwtest.free_port()
-    conf = os.path.join(d, "nginx.conf")
-    with open(conf, "w") as f:
-        f.write(NGINX_HEAD.format(d=d, name="nginx") + """
+    return nginx(d, "nginx", port, """
     upstream origin {{
         server 127.0.0.1:{origin};
         keepalive 64;
@@ -233,10 +118,7 @@ def proxy_nginx(d, origin_port):
             proxy_set_header X-Forwarded-Proto $scheme;
         }}
     }}
-}}
-""".format(origin=origin_port, port=port))
-    return Proc("nginx", ["nginx", "-c", conf, "-p", d, "-e", os.path.join(d, "nginx.error.log")],
-                d, [port]), port
+""".format(origin=origin_port, port=port)), port
 
 
 def proxy_haproxy(d, origin_port):
@@ -261,51 +143,21 @@ frontend fe
 backend be
     server origin 127.0.0.1:{origin}
 """.format(port=port, origin=origin_port))
-    return Proc("haproxy", ["haproxy", "-W", "-db", "-f", conf], d, [port]), port
+    return benchlib.Server("haproxy", ["haproxy", "-W", "-db", "-f", conf], d,
+                           {port: "haproxy"}), port
 
 
-def gatewayd_config(d, port, origin_port):
-    return {
-        "workers": 1,
-        "plugin_dir": gwtest.plugin_dir(),
-        "log_level": "warn",
-        "shutdown_timeout": "2s",
-        "auth": {"failure_delay": "1s", "cache_ttl": "1h", "negative_ttl": "30s",
-                 "cache_size": 1000},
-        "upstream": {"connect_timeout": "2s", "retries": 1, "verify": False},
-        "directory": {"source": "static", "users": {
-            USER: {"password": gwtest.hash_password(PASSWORD), "database": "db1", "version": 15}}},
-        "locator": {"source": "static",
-                    "servers": {"origin": {"address": "127.0.0.1", "site": "site-a",
-                                           "services": {"http": {"port": origin_port,
-                                                                 "tls": "none"}}}},
-                    "databases": {"db1": {"copies": ["origin"]}},
-                    "health": {"enabled": False}},
-        "sites": {"site-a": {}},
-        "protocols": {"http": {
-            "listen": [{"address": "127.0.0.1:%d" % port, "tls": "none",
-                        "allow_plaintext": True}],
-            "backend_keepalive": 64,
-            "keepalive_requests": 1000000,
-            "backend_keepalive_requests": 1000000,
-        }},
-    }
+def gatewayd_config(port, origin_port):
+    return benchlib.gateway_config(
+        "http", port, origin_port, {USER: PASSWORD}, server="origin",
+        auth={"failure_delay": "1s", "cache_ttl": "1h", "negative_ttl": "30s",
+              "cache_size": 1000},
+        upstream={"connect_timeout": "2s", "retries": 1, "verify": False},
+        locator={"health": {"enabled": False}},
+        backend_keepalive=64, keepalive_requests=1000000, backend_keepalive_requests=1000000)
 
 
 # ---- measuring ---------------------------------------------------------------
-
-def proc_cpu(pids):
-    tck = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for pid in pids:
-        try:
-            with open("/proc/%d/stat" % pid) as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
-        except (OSError, IndexError, ValueError):
-            pass
-    return total / tck
-
 
 UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0, "m": 60000.0}
 
@@ -372,11 +224,10 @@ def main():
 
     ensure_packages(targets, not a.no_install)
     if "gatewayd" in targets:
-        _, btype = ensure_gatewayd()
+        _, btype = benchlib.ensure_gatewayd("http")
     d = gwtest.TempDir(prefix="bh-").path
     if a.keep:
         os.environ["GW_KEEP_TMP"] = "1"
-    os.makedirs(os.path.join(d, "tmp"), exist_ok=True)
     auth = "Basic " + base64.b64encode(("%s:%s" % (USER, PASSWORD)).encode()).decode()
 
     origin, origin_port = origin_nginx(d)
@@ -392,7 +243,7 @@ def main():
         procs["haproxy"] = p.start()
     if "gatewayd" in targets:
         ports["gatewayd"] = gwtest.free_port()
-        gw = gwtest.Gateway.start(gatewayd_config(d, ports["gatewayd"], origin_port),
+        gw = gwtest.Gateway.start(gatewayd_config(ports["gatewayd"], origin_port),
                                   directory=d)
         atexit.register(gw.stop)
 
@@ -416,9 +267,10 @@ def main():
             for c in conns:
                 for t in order:
                     pids = gw.pids() if t == "gatewayd" else procs[t].pids()
-                    cpu0 = proc_cpu(pids)
+                    cpu0 = benchlib.proc_cpu(pids)
                     r = run_wrk(ports[t], "/" + s, c, a.seconds, auth)
-                    r["proxy_cpu"] = (proc_cpu(pids) - cpu0) / a.seconds if t != "direct" else 0
+                    r["proxy_cpu"] = ((benchlib.proc_cpu(pids) - cpu0) / a.seconds
+                                      if t != "direct" else 0)
                     results.setdefault((s, c, t), []).append(r)
                     log("round %d %s c=%d %-8s %9.0f req/s  p99 %7.2f ms  cpu %.2f%s"
                         % (rnd + 1, s, c, t, r["rps"], r["p99_ms"], r["proxy_cpu"],
@@ -455,9 +307,7 @@ def main():
                 floors_ok = floors_ok and rps_ok and p99_ok
                 print("     floors %s c=%d: req/s >= nginx %s, p99 <= nginx %s" % (
                     s, c, "met" if rps_ok else "MISSED", "met" if p99_ok else "MISSED"))
-    if a.json:
-        with open(a.json, "w") as f:
-            json.dump(out, f, indent=1)
+    benchlib.write_json(a.json, out)
     if gw is not None:
         gw.stop()
     for p in procs.values():

@@ -27,7 +27,7 @@ Every value is the median of --rounds rounds.
 """
 
 import argparse
-import json
+import importlib.util
 import os
 import socket
 import statistics
@@ -35,13 +35,14 @@ import subprocess
 import sys
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(os.path.dirname(HERE))
-sys.path.insert(0, os.path.join(REPO, "tests", "support"))
-import gwtest as g  # noqa: E402
-import slapd as S  # noqa: E402
-
 NUSERS = 50
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+benchlib = importlib.util.module_from_spec(importlib.util.spec_from_file_location(
+    "benchlib", os.path.join(os.path.dirname(HERE), "benchlib.py")))   # bench/: no package
+benchlib.__spec__.loader.exec_module(benchlib)
+import slapd as S  # noqa: E402  (tests/support, on the path through benchlib)
+g, REPO = benchlib.gwtest, benchlib.REPO
 
 
 def build_ldapbench(build, outdir):
@@ -185,9 +186,7 @@ def main():
             gw.stop()
         g.Dovecot.stop_all([dovecot])
         slapd.stop()
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=1)
+    benchlib.write_json(args.json, results)
     return 0
 
 

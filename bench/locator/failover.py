@@ -34,7 +34,7 @@ See bench/README.md and docs/performance.md ("Locator").
 """
 
 import argparse
-import json
+import importlib.util
 import math
 import os
 import platform
@@ -47,17 +47,15 @@ import sys
 import threading
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(os.path.dirname(HERE))
-sys.path.insert(0, os.path.join(REPO, "tests", "support"))
-import gwtest as g  # noqa: E402
-
-USERS = g.STANDARD_USERS        # alice, carol: db1 [mbx1, mbx2]; bob: db2 [mbx2, mbx1]
 SOCK_TIMEOUT = 15.0             # every client socket operation
 
-
-def log(msg):
-    print("[bench] " + msg, file=sys.stderr, flush=True)
+HERE = os.path.dirname(os.path.abspath(__file__))
+benchlib = importlib.util.module_from_spec(importlib.util.spec_from_file_location(
+    "benchlib", os.path.join(os.path.dirname(HERE), "benchlib.py")))   # bench/: no package
+benchlib.__spec__.loader.exec_module(benchlib)
+log = benchlib.log
+g = benchlib.gwtest
+USERS = g.STANDARD_USERS        # alice, carol: db1 [mbx1, mbx2]; bob: db2 [mbx2, mbx1]
 
 
 def gatewayctl_path():
@@ -353,11 +351,7 @@ def run_switchover(args, backends, tmp):
 # ---- main ------------------------------------------------------------------------
 
 def machine():
-    try:
-        with open("/proc/cpuinfo") as f:
-            model = re.search(r"model name\s*:\s*(.*)", f.read()).group(1)
-    except (OSError, AttributeError):
-        model = platform.processor()
+    model = benchlib.cpu_model(None) or platform.processor()
     return {"cpu": model, "cores": os.cpu_count(), "kernel": platform.release(),
             "loadavg_1m": os.getloadavg()[0]}
 
@@ -418,9 +412,7 @@ def main():
     finally:
         g.Dovecot.stop_all(list(backends.values()))
         tmp.cleanup()
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(out, f, indent=1)
+    benchlib.write_json(args.json, out)
     if args.check:
         bad = []
         fo = out.get("failover", {}).get("summary")

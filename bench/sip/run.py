@@ -21,20 +21,21 @@ Markdown table (copy it to bench/sip/RESULTS.md).
 
 import argparse
 import csv
+import importlib.util
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(os.path.dirname(HERE))
-sys.path.insert(0, os.path.join(REPO, "tests", "support"))
-import gwtest as g  # noqa: E402
-
 DEFAULT_RATES = [2000, 4000, 6000, 8000, 10000, 12000, 14000, 16000, 18000, 20000, 24000, 28000]
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+benchlib = importlib.util.module_from_spec(importlib.util.spec_from_file_location(
+    "benchlib", os.path.join(os.path.dirname(HERE), "benchlib.py")))   # bench/: no package
+benchlib.__spec__.loader.exec_module(benchlib)
+g, REPO = benchlib.gwtest, benchlib.REPO
 
 
 def gateway_config(build, port, ctl_port, workers):
@@ -59,29 +60,6 @@ def gateway_config(build, port, ctl_port, workers):
         "protocols": {"sip": {"listen": [{"address": "127.0.0.1:%d" % port, "transport": "udp"},
                                          {"address": "127.0.0.1:%d" % ctl_port}]}},
     }
-
-
-class Server:
-    def __init__(self, name, argv, cwd, env=None):
-        self.name = name
-        self.log = open(os.path.join(cwd, name + ".log"), "wb")
-        self.proc = subprocess.Popen(argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=self.log,
-                                     stderr=subprocess.STDOUT, start_new_session=True,
-                                     env=dict(os.environ, **(env or {})))
-
-    def stop(self):
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                pass
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)   # its own group only
-        except (ProcessLookupError, PermissionError):
-            pass
-        self.proc.wait()
-        self.log.close()
 
 
 def wait_udp_options(port, timeout=10.0):
@@ -183,7 +161,8 @@ def main():
             conf = os.path.join(workdir, "gateway.yaml")
             with open(conf, "w") as f:
                 f.write(g.to_yaml(gateway_config(build, port, ctl, args.workers)))
-            srv = Server("gatewayd", [os.path.join(build, "gatewayd"), "-c", conf], workdir)
+            srv = benchlib.Server("gatewayd", [os.path.join(build, "gatewayd"), "-c", conf],
+                                  workdir, output="gatewayd.log").start()
             try:
                 wait_udp_options(port)
                 summary["gatewayd"] = measure("gatewayd", port, rates, args.seconds, workdir)
@@ -198,9 +177,10 @@ def main():
             with open(conf, "w") as f:
                 f.write(cfg)
             kam = shutil.which("kamailio") or "/usr/sbin/kamailio"
-            srv = Server("kamailio", [kam, "-f", conf, "-DD", "-E", "-m", "256", "-M", "16",
-                                      "-P", os.path.join(workdir, "kamailio.pid"),
-                                      "-Y", workdir], workdir)
+            srv = benchlib.Server("kamailio", [kam, "-f", conf, "-DD", "-E", "-m", "256",
+                                               "-M", "16",
+                                               "-P", os.path.join(workdir, "kamailio.pid"),
+                                               "-Y", workdir], workdir, output="kamailio.log").start()
             try:
                 wait_udp_options(port)
                 summary["kamailio"] = measure("kamailio", port, rates, args.seconds, workdir)
