@@ -848,7 +848,7 @@ static void parse_health(struct gw_cfg *c, const yaml_node_t *h, struct gw_confi
 static const char *const loc_ldap_keys[] = {
     "uris", "starttls", "verify", "ca_file", "bind_dn", "bind_password_file", "timeout",
     "connect_timeout", "backoff_min", "backoff_max", "connections",
-    "base", "scope", "filter", "attributes", "sync", "refresh", "retry", NULL,
+    "base", "scope", "filter", "attributes", "sync", "refresh", "retry", "keepalive", NULL,
 };
 static const char *const loc_ldap_attr_keys[] = {"name", "copies", "active", NULL};
 
@@ -883,6 +883,7 @@ static void parse_loc_ldap(struct gw_cfg *c, const yaml_node_t *loc, struct gw_c
     l->sync = true;
     l->refresh = 60 * MS_SECOND;
     l->retry = MS_SECOND;
+    l->keepalive = 30 * MS_SECOND;
     l->filter = gw_strdup("(objectClass=gwDatabase)");
     l->attr_name = gw_strdup("cn");
     l->attr_copies = gw_strdup("gwDatabaseCopy");
@@ -938,6 +939,7 @@ static void parse_loc_ldap(struct gw_cfg *c, const yaml_node_t *loc, struct gw_c
     gw_cfg_get_value(c, map, path, "sync", GW_CONF_BOOL, 0, 0, &l->sync);
     gw_cfg_get_value(c, map, path, "refresh", GW_CONF_DURATION, MS_SECOND, MS_DAY, &l->refresh);
     gw_cfg_get_value(c, map, path, "retry", GW_CONF_DURATION, 50, MS_HOUR, &l->retry);
+    gw_cfg_get_value(c, map, path, "keepalive", GW_CONF_DURATION, 0, MS_HOUR, &l->keepalive);
 }
 
 static void loc_ldap_free(struct gw_conf_loc_ldap *l)

@@ -152,6 +152,7 @@ struct gw_conf_loc_ldap {
     bool sync;                 /* RFC 4533 refreshAndPersist when the server offers it */
     long refresh;              /* ms between full searches without sync (the TTL) */
     long retry;                /* ms before a lost search is started again */
+    long keepalive;            /* ms between probes of a quiet persistent search; 0: none */
 };
 
 struct gw_config {

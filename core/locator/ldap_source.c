@@ -55,10 +55,13 @@ static struct {
     bool loaded;               /* a refresh has completed once */
     enum ls_state state;
     ev_timer timer;
+    ev_timer keepalive;        /* while synced: is the server still answering? */
+    struct gw_ldap_op *ka_op;
     char error[160];
 } ls;
 
 static void start_search(void);
+static void lost(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 static struct ldb **grow(struct ldb **a, size_t n)
 {
@@ -271,6 +274,37 @@ static void arm(long ms)
     ev_timer_start(gw_w.loop, &ls.timer);
 }
 
+/* A persistent search is silent while nothing changes, so a server that
+   stopped answering (hung, SIGSTOPped, a dropped route without RST) would
+   go unnoticed and every change missed. Every keepalive interval, read the
+   root DSE (base scope, no attributes): no answer within the operation
+   timeout fails the connection, which ends the persistent search too, and
+   the search starts again from its cookie. */
+static void keepalive_cb(void *arg, enum gw_ldap_err err, LDAP *ld, LDAPMessage *msg,
+                         bool final)
+{
+    (void)arg;
+    (void)ld;
+    (void)msg;
+    if (final)
+        ls.ka_op = NULL;
+    if (err != GW_LDAP_OK && ls.state == LS_PERSIST)
+        lost("keepalive: %s", gw_ldap_err_str(err));
+}
+
+static void keepalive_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    static const char *const no_attrs[] = {"1.1", NULL};
+
+    (void)loop;
+    (void)w;
+    (void)revents;
+    if (ls.state != LS_PERSIST || ls.ka_op != NULL)
+        return;
+    ls.ka_op = gw_ldap_search(ls.pool, "", LDAP_SCOPE_BASE, "(objectClass=*)", no_attrs, 0,
+                              NULL, ls.lc->conn.timeout, 0, keepalive_cb, NULL);
+}
+
 static void refresh_done(void)
 {
     bool first = !ls.loaded;
@@ -280,6 +314,11 @@ static void refresh_done(void)
     ls.error[0] = '\0';
     if (ls.op != NULL)
         gw_ldap_op_set_timeout(ls.op, 0);
+    if (ls.lc->keepalive > 0 && !ev_is_active(&ls.keepalive)) {
+        ev_timer_set(&ls.keepalive, (double)ls.lc->keepalive / 1000.0,
+                     (double)ls.lc->keepalive / 1000.0);
+        ev_timer_start(gw_w.loop, &ls.keepalive);
+    }
     gw_log(first ? GW_LOG_INFO : GW_LOG_DEBUG, NULL,
            "locator: %zu database(s) from the directory, following changes", ls.ndbs);
 }
@@ -364,7 +403,6 @@ static void on_info(LDAP *ld, LDAPMessage *msg)
     gw_sync_info_free(&info);
 }
 
-static void lost(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void lost(const char *fmt, ...)
 {
     va_list ap;
@@ -538,6 +576,7 @@ int gw_locldap_start(const struct gw_config *conf, char **error_r)
     if (ls.pool == NULL)
         return -1;
     ev_timer_init(&ls.timer, timer_cb, 0.0, 0.0);
+    ev_init(&ls.keepalive, keepalive_timer_cb);
     ls.state = LS_START;
     start_search();
     return 0;
@@ -547,8 +586,11 @@ void gw_locldap_stop(void)
 {
     if (ls.pool == NULL && ls.dbs == NULL)
         return;
-    if (gw_w.loop != NULL)
+    if (gw_w.loop != NULL) {
         ev_timer_stop(gw_w.loop, &ls.timer);
+        ev_timer_stop(gw_w.loop, &ls.keepalive);
+    }
+    gw_ldap_op_cancel(&ls.ka_op);
     gw_ldap_op_cancel(&ls.op);
     gw_ldap_pool_destroy(&ls.pool);
     for (size_t i = 0; i < ls.ndbs; i++)

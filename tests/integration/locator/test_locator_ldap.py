@@ -40,8 +40,11 @@ def databases_ldif():
             % (DBS, db_dn("db1"), db_dn("db2")))
 
 
-class LdapLocatorCase(unittest.TestCase):
+class LdapLocatorWorld(unittest.TestCase):
+    """slapd with the database entries, two Dovecot copies, gatewayd on the
+    ldap source; helpers. The tests are in the subclasses."""
     WORKERS = 2
+    LDAP_OPTIONS = {}   # more locator.ldap keys, per class
 
     def setUp(self):
         self.tmp = g.TempDir(prefix="gwll-", test=self)
@@ -63,6 +66,7 @@ class LdapLocatorCase(unittest.TestCase):
             "base": DBS, "timeout": "2s", "connect_timeout": "1s",
             "backoff_min": "100ms", "backoff_max": "500ms", "retry": "200ms", "connections": 1,
         }
+        loc["ldap"].update(self.LDAP_OPTIONS)
         config["workers"] = self.WORKERS
         config["admin"] = {"socket": self.tmp.join("admin")}
         self.port = info["ports"]["plain"]
@@ -112,7 +116,8 @@ class LdapLocatorCase(unittest.TestCase):
                           == self.WORKERS, timeout, 0.01)
         return ok, time.monotonic() - t0
 
-    # ---- tests ----
+
+class LdapLocatorCase(LdapLocatorWorld):
 
     def test_initial_routing_from_ldap(self):
         self.assertEqual(self.reaches("alice"), "mbx1")
@@ -165,10 +170,26 @@ class LdapLocatorCase(unittest.TestCase):
         stop = threading.Event()
         results = []
 
+        def attempt():
+            """The backend reached; "cut" when a session that had logged in
+            was closed by the gateway (a session still on the old copy when
+            the move-close timer, at random within move_close_window, fires:
+            by design, and logged); "error: ..." for anything else."""
+            with g.PopClient(self.port) as p:
+                r = p.login("alice")
+                if not r.startswith(b"+OK"):
+                    return "error: login refused: %r" % r
+                try:
+                    be = p.backend()
+                    p.cmd("QUIT")
+                except EOFError:
+                    return "cut"
+                return be
+
         def loop():
             while not stop.is_set():
                 try:
-                    results.append(self.reaches("alice"))
+                    results.append(attempt())
                 except Exception as e:  # noqa: BLE001
                     results.append("error: %r" % e)
         threads = [threading.Thread(target=loop) for _ in range(2)]
@@ -183,12 +204,43 @@ class LdapLocatorCase(unittest.TestCase):
             stop.set()
             for t in threads:
                 t.join(30)
-        failed = [r for r in results if r not in ("mbx1", "mbx2")]
-        print("\n%d logins during 6 switchovers, %d failed" % (len(results), len(failed)),
-              file=sys.stderr)
+        failed = [r for r in results if r not in ("mbx1", "mbx2", "cut")]
+        cuts = results.count("cut")
+        closed_by_move = len(re.findall(r"closing: the active copy of db1 moved",
+                                        self.gw.log_text()))
+        print("\n%d logins during 6 switchovers, %d failed, %d sessions closed by a move"
+              % (len(results), len(failed), cuts), file=sys.stderr)
         self.assertGreater(len(results), 20)
         self.assertEqual(failed, [])
+        # every session cut after its login is one the gateway closed because
+        # its copy stopped being the active one
+        self.assertLessEqual(cuts, closed_by_move)
         self.assertIn("mbx2", results)
+
+
+class LdapLocatorKeepalive(LdapLocatorWorld):
+    """A persistent search says nothing while nothing changes: without the
+    keepalive probes a server that stops answering would never be noticed,
+    and every later change missed."""
+    WORKERS = 1
+    LDAP_OPTIONS = {"keepalive": "500ms", "timeout": "1s"}
+
+    def test_stopped_server_is_noticed_and_changes_followed_again(self):
+        self.slapd.pause()
+        self.addCleanup(self.slapd.resume)
+        t0 = time.monotonic()
+        self.assertTrue(g.wait_until(lambda: "ldap: unavailable" in self.show(), 5, 0.05),
+                        "a stopped directory server went unnoticed:\n%s" % self.show())
+        print("\nstopped slapd noticed after %.0f ms" % ((time.monotonic() - t0) * 1000),
+              file=sys.stderr)
+        self.assertEqual(self.reaches("alice"), "mbx1")   # the last known map routes
+        self.slapd.resume()
+        self.assertTrue(g.wait_until(lambda: "ldap: synced" in self.show(), 10, 0.05),
+                        self.show())
+        self.set_active("db1", "mbx2")
+        ok, _ = self.wait_all_workers("db1", "mbx2", 5.0)
+        self.assertTrue(ok, self.show())
+        self.assertEqual(self.reaches("alice"), "mbx2")
 
 
 if __name__ == "__main__":
