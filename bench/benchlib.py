@@ -167,6 +167,47 @@ def parse_size(s):
     return int(m.group(1)) * mult
 
 
+def mail_arg_parser(doc, targets, tests, rounds_help, users_help):
+    """The argument parser of a mail driver (doc: its __doc__), with the
+    options every one has first: --targets, --tests, --rounds, --seconds,
+    --warmup, --conns, --users. The driver adds its own after them, then
+    add_round_options(), its checks, and add_output_options() last."""
+    ap = argparse.ArgumentParser(description=doc.split("\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter,
+                                 epilog=doc.split("\n", 2)[2])
+    ap.add_argument("--targets", default=",".join(targets),
+                    help="comma-separated subset of %s (default: all)" % ",".join(targets))
+    ap.add_argument("--tests", default=",".join(tests),
+                    help="comma-separated subset of %s (default: all)" % ",".join(tests))
+    ap.add_argument("--rounds", type=int, default=5, help=rounds_help)
+    ap.add_argument("--seconds", type=float, default=5.0, help="length of one measurement (5)")
+    ap.add_argument("--warmup", type=float, default=2.0, help="warm-up per target, seconds (2)")
+    ap.add_argument("--conns", type=int, default=50, help="login: concurrent clients (50)")
+    ap.add_argument("--users", type=int, default=50, help=users_help)
+    return ap
+
+
+def add_round_options(ap, retries, quiet_wait=False):
+    """How Rounds deals with other work on the machine (--max-other-cpu,
+    --quiet-wait when the driver waits for quiet, --retries), and
+    --gw-log-level."""
+    ap.add_argument("--max-other-cpu", type=float, default=0.3,
+                    help="a round during which other processes used more cores than this "
+                         "is repeated (0.3)")
+    if quiet_wait:
+        ap.add_argument("--quiet-wait", type=float, default=20.0,
+                        help="before each round wait up to this long for other work to stop (20)")
+    ap.add_argument("--retries", type=int, default=retries,
+                    help="repeats of a disturbed round before it is kept anyway (%d)" % retries)
+    ap.add_argument("--gw-log-level", default="warn", help="gatewayd log_level (warn)")
+
+
+def add_output_options(ap):
+    ap.add_argument("--json", help="also write the results as JSON to this file")
+    ap.add_argument("--no-install", action="store_true", help="never run apt-get")
+    ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
+
+
 def choices(ap, option, value, allowed):
     """The comma-separated list value of option, each one of allowed (in
     the order given); a usage error otherwise."""
@@ -553,12 +594,14 @@ class Rounds:
     every round; a round during which other work used more than
     --max-other-cpu cores is repeated up to --retries times.
 
-    A subclass gives cmd() (the load generator's command line) and may
-    refine targets(), check_warmup(), before_attempt(), after_discard(),
-    proxy_cpu_meter() and after_load()."""
+    A subclass names its tool and throughput test (tool_name, bulk) and may
+    refine targets(), verify_args(), check_warmup(), before_attempt(),
+    after_discard(), proxy_cpu_meter() and after_load()."""
 
     tool_name = "load generator"
     name_width = 8          # of the target column in the log
+    bulk = None             # "retr", "fetch": the load generator's throughput option
+    rate_labels = {}        # rate test -> the label of its line in the report
 
     def __init__(self, args, tool, dovecot_pgid):
         self.args = args
@@ -581,7 +624,24 @@ class Rounds:
         return list(self.ports)
 
     def cmd(self, target, test, seconds, verify=False):
-        raise NotImplementedError
+        """The load generator's command line for one run: login cycles of
+        --conns clients as user<N>/pw<N>, or the throughput test (--retr or
+        --fetch of message 1, after self.bulk) by --<bulk>-conns clients
+        logged in as big<N>/bigpw<N> (the users of mailboxes())."""
+        a = self.args
+        cmd = [self.tool, "--port", str(self.ports[target]), "--duration", "%g" % seconds,
+               "--timeout", "10"]
+        if test == "login":
+            return cmd + ["--conns", str(a.conns), "--user-prefix", "user", "--pass-prefix", "pw",
+                          "--nusers", str(a.users)]
+        n = str(getattr(a, self.bulk + "_conns"))
+        return cmd + ["--conns", n, "--user-prefix", "big", "--pass-prefix", "bigpw",
+                      "--nusers", n, "--" + self.bulk, "1"] + self.verify_args(verify)
+
+    def verify_args(self, verify):
+        """More options of the throughput test when verify: the load
+        generator checks what it receives."""
+        return []
 
     @staticmethod
     def value(test, res):
@@ -712,11 +772,31 @@ class Rounds:
         self.noisy += 1
         return res
 
-    def rate_table(self, test, label, fmt):
+    def summary(self):
+        """The report's lines and the JSON results of the rate tests (those
+        in rate_labels that ran): rate_table(), then rate_details()."""
+        lines = []
+        table = {}
+        for test, label in self.rate_labels.items():
+            line, per = self.rate_table(test, label)
+            if per is None:
+                continue
+            table[test] = per
+            lines.append(line)
+            lines += self.rate_details(test, per)
+        return lines, table
+
+    def rate_details(self, test, per):
+        """What a driver adds about a rate test: more to each target's
+        entry in per, and lines for the report after the rates (returned)."""
+        return []
+
+    def rate_table(self, test, label):
         """The medians of a rate test: the line "<label> direct 1333  gatewayd
-        966 (0.72x) ..." and per target its entry of the JSON results
-        (median, ratio to direct, rounds, errors, medians of the CPU used).
-        (None, None) when the test did not run."""
+        966 (0.72x) ..." (logins/s whole, MB/s to 0.1) and per target its
+        entry of the JSON results (median, ratio to direct, rounds, errors,
+        medians of the CPU used). (None, None) when the test did not run."""
+        fmt = "%.0f" if test == "login" else "%.1f"
         per = self.results.get(test, {})
         if not any(per.values()):
             return None, None

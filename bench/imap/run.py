@@ -41,7 +41,6 @@ $GW_BUILD_DIR.
 See bench/README.md and docs/performance.md.
 """
 
-import argparse
 import importlib.util
 import os
 import re
@@ -179,6 +178,8 @@ def smaps_kib(pids):
 class ImapRounds(benchlib.Rounds):
     tool_name = "imapload"
     name_width = 9
+    bulk = "fetch"
+    rate_labels = {"login": "login/s  ", "fetch": "FETCH MB/s"}
 
     def __init__(self, *a):
         super().__init__(*a)
@@ -187,19 +188,8 @@ class ImapRounds(benchlib.Rounds):
     def targets(self, test):
         return [t for t in TEST_TARGETS[test] if t in self.ports]
 
-    def cmd(self, target, test, seconds, verify=False):
-        a = self.args
-        cmd = [self.tool, "--port", str(self.ports[target]), "--duration", "%g" % seconds,
-               "--timeout", "10"]
-        if test == "login":
-            cmd += ["--conns", str(a.conns), "--user-prefix", "user", "--pass-prefix", "pw",
-                    "--nusers", str(a.users)]
-        else:
-            cmd += ["--conns", str(a.fetch_conns), "--user-prefix", "big",
-                    "--pass-prefix", "bigpw", "--nusers", str(a.fetch_conns), "--fetch", "1"]
-            if verify:
-                cmd.append("--hash")
-        return cmd
+    def verify_args(self, verify):
+        return ["--hash"] if verify else []      # the literal's FNV-1a hash
 
     def proxy_cpu_meter(self, target, proxy):
         if target != "perdition" or not proxy:
@@ -309,19 +299,13 @@ class ImapRounds(benchlib.Rounds):
                     log("  " + res["stderr"].replace("\n", "\n  "))
 
 
+    def rate_details(self, test, per):
+        for t, v in per.items():
+            self.add_cpu_ratios(test, t, v)
+        return self.cpu_lines(test, per)
+
     def summary(self):
-        lines = []
-        table = {}
-        for test in ("login", "fetch"):
-            line, per = self.rate_table(test, "login/s  " if test == "login" else "FETCH MB/s",
-                                        "%.0f" if test == "login" else "%.1f")
-            if per is None:
-                continue
-            table[test] = per
-            for t, v in per.items():
-                self.add_cpu_ratios(test, t, v)
-            lines.append(line)
-            lines += self.cpu_lines(test, per)
+        lines, table = super().summary()
         per = self.results.get("idle", {})
         if any(per.values()):
             table["idle"] = {}
@@ -409,18 +393,9 @@ class ImapRounds(benchlib.Rounds):
 # ---- main ------------------------------------------------------------------
 
 def parse_args():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter,
-                                 epilog=__doc__.split("\n", 2)[2])
-    ap.add_argument("--targets", default=",".join(TARGETS),
-                    help="comma-separated subset of %s (default: all)" % ",".join(TARGETS))
-    ap.add_argument("--tests", default=",".join(TESTS),
-                    help="comma-separated subset of %s (default: all)" % ",".join(TESTS))
-    ap.add_argument("--rounds", type=int, default=5, help="login/fetch measurements per target (5)")
-    ap.add_argument("--seconds", type=float, default=5.0, help="length of one measurement (5)")
-    ap.add_argument("--warmup", type=float, default=2.0, help="warm-up per target, seconds (2)")
-    ap.add_argument("--conns", type=int, default=50, help="login: concurrent clients (50)")
-    ap.add_argument("--users", type=int, default=50, help="login, idle: distinct users (50)")
+    ap = benchlib.mail_arg_parser(__doc__, TARGETS, TESTS,
+                                  "login/fetch measurements per target (5)",
+                                  "login, idle: distinct users (50)")
     ap.add_argument("--fetch-conns", type=int, default=4, help="fetch: concurrent clients (4)")
     ap.add_argument("--fetch-size", type=benchlib.parse_size, default=10 * 1024 * 1024,
                     help="fetch: message size (10MiB)")
@@ -433,21 +408,14 @@ def parse_args():
                     help="idle: seconds allowed to open the sessions (120)")
     ap.add_argument("--settle", type=float, default=1.0,
                     help="idle: seconds between the last login and the measurement (1)")
-    ap.add_argument("--max-other-cpu", type=float, default=0.3,
-                    help="a round during which other processes used more cores than this "
-                         "is repeated (0.3)")
-    ap.add_argument("--retries", type=int, default=1,
-                    help="repeats of a disturbed round before it is kept anyway (1)")
-    ap.add_argument("--gw-log-level", default="warn", help="gatewayd log_level (warn)")
+    benchlib.add_round_options(ap, retries=1)
     ap.add_argument("--floor", type=float, default=0.95,
                     help="gatewayd/direct ratio the run is checked against (0.95)")
     ap.add_argument("--mem-floor", type=float, default=0.5,
                     help="gatewayd/nginx memory per idle session the run is checked against (0.5)")
     ap.add_argument("--check", action="store_true",
                     help="exit 1 when gatewayd misses a floor")
-    ap.add_argument("--json", help="also write the results as JSON to this file")
-    ap.add_argument("--no-install", action="store_true", help="never run apt-get")
-    ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    benchlib.add_output_options(ap)
     args = ap.parse_args()
     targets = benchlib.choices(ap, "--targets", args.targets, TARGETS)
     tests = benchlib.choices(ap, "--tests", args.tests, TESTS)

@@ -26,7 +26,6 @@ running as root; a missing gatewayd is built (Release) in $GW_BUILD_DIR.
 See bench/README.md and docs/performance.md.
 """
 
-import argparse
 import importlib.util
 import os
 import statistics
@@ -73,22 +72,12 @@ service auth {
 
 class PopRounds(benchlib.Rounds):
     tool_name = "popload"
+    bulk = "retr"
+    rate_labels = {"login": "login/s ", "retr": "RETR MB/s"}
 
     def __init__(self, *a):
         super().__init__(*a)
         self.retr_body = None     # expected RETR answer after the status line
-
-    def cmd(self, target, test, seconds, verify=False):
-        a = self.args
-        cmd = [self.tool, "--port", str(self.ports[target]), "--duration", str(seconds),
-               "--timeout", "10"]
-        if test == "login":
-            cmd += ["--conns", str(a.conns), "--user-prefix", "user", "--pass-prefix", "pw",
-                    "--nusers", str(a.users)]
-        else:
-            cmd += ["--conns", str(a.retr_conns), "--user-prefix", "big",
-                    "--pass-prefix", "bigpw", "--nusers", str(a.retr_conns), "--retr", "1"]
-        return cmd
 
     def loadgen_preexec(self):
         # --pin: popload on CPU 1, with the proxies.
@@ -103,33 +92,23 @@ class PopRounds(benchlib.Rounds):
                              "expected %d" % (target, res["answer_body"], self.retr_body))
         return ""
 
-    def summary(self):
-        lines = []
-        table = {}
-        for test in TESTS:
-            line, per = self.rate_table(test, "login/s " if test == "login" else "RETR MB/s",
-                                        "%.0f" if test == "login" else "%.1f")
-            if per is None:
-                continue
-            table[test] = per
-            for t, v in per.items():
-                rs = self.results[test][t]
-                # CPU the proxy spends per unit of work: per login in µs,
-                # per MB in ms. Less dependent on the machine than the rates.
-                if t != "direct":
-                    v["proxy_cpu_per_op"] = statistics.median(
-                        r["proxy_cpu"] / self.value(test, r) * (1e6 if test == "login" else 1e3)
-                        for r in rs if self.value(test, r) > 0)
-                if test == "login":
-                    v.update(benchlib.latency_medians(rs))
-            lines.append(line)
-            cpu = ["%s %.0f" % (t, v["proxy_cpu_per_op"]) if test == "login" else
-                   "%s %.2f" % (t, v["proxy_cpu_per_op"])
-                   for t, v in per.items() if "proxy_cpu_per_op" in v]
-            if cpu:
-                lines.append("  proxy CPU %s  %s" % ("us/login" if test == "login" else "ms/MB",
-                                                     "  ".join(cpu)))
-        return lines, table
+    def rate_details(self, test, per):
+        for t, v in per.items():
+            rs = self.results[test][t]
+            # CPU the proxy spends per unit of work: per login in µs,
+            # per MB in ms. Less dependent on the machine than the rates.
+            if t != "direct":
+                v["proxy_cpu_per_op"] = statistics.median(
+                    r["proxy_cpu"] / self.value(test, r) * (1e6 if test == "login" else 1e3)
+                    for r in rs if self.value(test, r) > 0)
+            if test == "login":
+                v.update(benchlib.latency_medians(rs))
+        cpu = ["%s %.0f" % (t, v["proxy_cpu_per_op"]) if test == "login" else
+               "%s %.2f" % (t, v["proxy_cpu_per_op"])
+               for t, v in per.items() if "proxy_cpu_per_op" in v]
+        if not cpu:
+            return []
+        return ["  proxy CPU %s  %s" % ("us/login" if test == "login" else "ms/MB", "  ".join(cpu))]
 
 
 class proxy_cpu_affinity:
@@ -148,29 +127,12 @@ class proxy_cpu_affinity:
 
 
 def parse_args():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter,
-                                 epilog=__doc__.split("\n", 2)[2])
-    ap.add_argument("--targets", default=",".join(TARGETS),
-                    help="comma-separated subset of %s (default: all)" % ",".join(TARGETS))
-    ap.add_argument("--tests", default=",".join(TESTS),
-                    help="comma-separated subset of %s (default: all)" % ",".join(TESTS))
-    ap.add_argument("--rounds", type=int, default=5, help="measurements per target (5)")
-    ap.add_argument("--seconds", type=float, default=5.0, help="length of one measurement (5)")
-    ap.add_argument("--warmup", type=float, default=2.0, help="warm-up per target, seconds (2)")
-    ap.add_argument("--conns", type=int, default=50, help="login: concurrent clients (50)")
-    ap.add_argument("--users", type=int, default=50, help="login: distinct users (50)")
+    ap = benchlib.mail_arg_parser(__doc__, TARGETS, TESTS, "measurements per target (5)",
+                                  "login: distinct users (50)")
     ap.add_argument("--retr-conns", type=int, default=4, help="retr: concurrent clients (4)")
     ap.add_argument("--retr-size", type=benchlib.parse_size, default=10 * 1024 * 1024,
                     help="retr: message size (10MiB)")
-    ap.add_argument("--max-other-cpu", type=float, default=0.3,
-                    help="a round during which other processes used more cores than this "
-                         "is repeated (0.3)")
-    ap.add_argument("--quiet-wait", type=float, default=20.0,
-                    help="before each round wait up to this long for other work to stop (20)")
-    ap.add_argument("--retries", type=int, default=3,
-                    help="repeats of a disturbed round before it is kept anyway (3)")
-    ap.add_argument("--gw-log-level", default="warn", help="gatewayd log_level (warn)")
+    benchlib.add_round_options(ap, retries=3, quiet_wait=True)
     ap.add_argument("--nginx-proxy-buffer", default=None,
                     help="nginx mail proxy_buffer (default: nginx's own, one page)")
     ap.add_argument("--floor", type=float, default=0.95,
@@ -181,9 +143,7 @@ def parse_args():
                     help="Dovecot alone on CPU 0; the load generator and the proxies on "
                          "CPU 1: Dovecot has the same core whatever is in front of it, "
                          "as on a mailbox server of its own")
-    ap.add_argument("--json", help="also write the results as JSON to this file")
-    ap.add_argument("--no-install", action="store_true", help="never run apt-get")
-    ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    benchlib.add_output_options(ap)
     args = ap.parse_args()
     targets = benchlib.choices(ap, "--targets", args.targets, TARGETS)
     tests = benchlib.choices(ap, "--tests", args.tests, TESTS)
