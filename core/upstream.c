@@ -424,7 +424,10 @@ void gw_upstream_io(struct gw_conn *c, int revents)
     if (err == EINPROGRESS)
         return;
     if (err != 0) {
-        upstream_retry(c, strerror(err));
+        /* Waiting by read, a reset means the backend accepted and then
+           dropped us: the same event the greeting wait reports as such. */
+        upstream_retry(c, c->connect_by_read && err == ECONNRESET ? "closed before greeting"
+                                                                   : strerror(err));
         return;
     }
     upstream_connected(c);
