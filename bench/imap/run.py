@@ -11,15 +11,17 @@ One Dovecot serves every target:
              (a second nginx; FETCH only)
   perdition  imapload -> perdition.imap4 (a process per session; its
                          regex popmap sends every user to the Dovecot)
+  haproxy    imapload -> HAProxy, mode tcp (nbthread 1) -> Dovecot: no IMAP,
+                         only bytes copied; the least any proxy hop costs
 
 Three measurements:
   login   IMAP login cycles per second (connect, LOGIN, SELECT INBOX, LOGOUT)
           at --conns concurrent clients (50), users user0..user49;
-          direct, gatewayd, nginx, perdition
+          direct, gatewayd, nginx, perdition, haproxy
   fetch   FETCH BODY.PEEK[] throughput in MB/s (10^6 bytes) of one large
           message (--fetch-size, 10 MiB) fetched again and again by
           --fetch-conns clients (4), each logged in once, users big0..big3;
-          direct, gatewayd, nginx, nginx-64k, perdition
+          direct, gatewayd, nginx, nginx-64k, perdition, haproxy
   idle    proxy memory per idle logged-in session: --sessions (5000) clients
           log in, SELECT INBOX and stay; the proxy's PSS (all its processes,
           /proc/PID/smaps_rollup) after minus before, divided by the sessions;
@@ -31,7 +33,7 @@ Medians and the ratios to direct (idle: gatewayd / nginx) are printed.
 
 Everything runs on 127.0.0.1 on free ports in a temporary directory and is
 torn down at the end, also on failure, Ctrl-C or SIGTERM. Missing Debian
-packages (dovecot-imapd, nginx, libnginx-mod-mail, perdition) are installed
+packages (dovecot-imapd, nginx, libnginx-mod-mail, perdition, haproxy) are installed
 with apt-get when running as root; a missing gatewayd is built (Release) in
 $GW_BUILD_DIR.
 
@@ -52,11 +54,11 @@ import time
 
 PERDITION = "/usr/sbin/perdition.imap4"
 PERDITION_REGEX_MAP = "/usr/lib/x86_64-linux-gnu/libperditiondb_posix_regex.so.0"
-TARGETS = ("direct", "gatewayd", "nginx", "nginx-64k", "perdition")
+TARGETS = ("direct", "gatewayd", "nginx", "nginx-64k", "perdition", "haproxy")
 TESTS = ("login", "fetch", "idle")
 TEST_TARGETS = {
-    "login": ("direct", "gatewayd", "nginx", "perdition"),
-    "fetch": ("direct", "gatewayd", "nginx", "nginx-64k", "perdition"),
+    "login": ("direct", "gatewayd", "nginx", "perdition", "haproxy"),
+    "fetch": ("direct", "gatewayd", "nginx", "nginx-64k", "perdition", "haproxy"),
     "idle": ("gatewayd", "nginx"),
 }
 
@@ -70,7 +72,8 @@ gwtest, log, BenchError = benchlib.gwtest, benchlib.log, benchlib.BenchError
 # ---- prerequisites ---------------------------------------------------------
 
 def ensure_packages(targets, allow_install):
-    need = benchlib.mail_packages("imap", "nginx" in targets or "nginx-64k" in targets)
+    need = benchlib.mail_packages("imap", "nginx" in targets or "nginx-64k" in targets,
+                                  "haproxy" in targets)
     if "perdition" in targets and not (os.access(PERDITION, os.X_OK)
                                        and os.path.exists(PERDITION_REGEX_MAP)):
         need.append("perdition")
@@ -516,6 +519,13 @@ def run_bench(args, targets, tests, stack):
         stack.callback(p.stop)
         run.add_target("perdition", p.port, p.pids)
         info["perdition"] = Perdition.version()
+
+    if "haproxy" in targets:
+        log("starting haproxy (mode tcp)")
+        hap = benchlib.haproxy_tcp(td.subdir("haproxy"), backend).start()
+        stack.callback(hap.stop)
+        run.add_target("haproxy", hap.port, hap.pids)
+        info["haproxy"] = benchlib.haproxy_version()
 
     if big is not None:
         h = 0xcbf29ce484222325

@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
 """POP3 benchmark: direct Dovecot vs gatewayd vs nginx's mail proxy, side by side.
 
-One Dovecot serves all three targets:
+One Dovecot serves all four targets:
   direct    popload -> Dovecot
   gatewayd  popload -> gatewayd (workers: 1) -> Dovecot
   nginx     popload -> nginx mail proxy (worker_processes 1) -> Dovecot
                        (auth_http answered by a location of the same nginx)
+  haproxy   popload -> HAProxy, mode tcp (nbthread 1) -> Dovecot: no POP3,
+                       only bytes copied; the least any proxy hop costs
 
 Two measurements, each repeated --rounds times with the targets interleaved
 (the order rotates every round), the median reported with its ratio to direct:
@@ -17,7 +19,7 @@ Two measurements, each repeated --rounds times with the targets interleaved
 
 Everything runs on 127.0.0.1 on free ports in a temporary directory and is
 torn down at the end, also on failure or Ctrl-C. Missing Debian packages
-(dovecot-pop3d, nginx, libnginx-mod-mail) are installed with apt-get when
+(dovecot-pop3d, nginx, libnginx-mod-mail, haproxy) are installed with apt-get when
 running as root; a missing gatewayd is built (Release) in $GW_BUILD_DIR.
 
   bench/pop/run.py                       # full run, ~3.5 minutes
@@ -31,7 +33,7 @@ import os
 import statistics
 import sys
 
-TARGETS = ("direct", "gatewayd", "nginx")
+TARGETS = ("direct", "gatewayd", "nginx", "haproxy")
 TESTS = ("login", "retr")
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -168,7 +170,8 @@ def main():
 def run_bench(args, targets, tests, stack):
     if args.pin and not {0, 1} <= os.sched_getaffinity(0):
         raise BenchError("--pin needs CPUs 0 and 1")
-    benchlib.apt_install(benchlib.mail_packages("pop3", "nginx" in targets), not args.no_install)
+    benchlib.apt_install(benchlib.mail_packages("pop3", "nginx" in targets, "haproxy" in targets),
+                         not args.no_install)
     info = benchlib.machine_info()
     benchlib.warn_if_busy(info)
     td, popload, gw_binary, gw_btype = benchlib.prepare(
@@ -211,6 +214,15 @@ def run_bench(args, targets, tests, stack):
         stack.callback(nginx.stop)
         run.add_target("nginx", nginx.port, nginx.pids)
         info["nginx"] = benchlib.nginx_version()
+
+    if "haproxy" in targets:
+        log("starting haproxy (mode tcp)")
+        hap = benchlib.haproxy_tcp(td.subdir("haproxy"), dovecot.ports["pop3"])
+        with proxy_cpu_affinity(args.pin):
+            hap.start()
+        stack.callback(hap.stop)
+        run.add_target("haproxy", hap.port, hap.pids)
+        info["haproxy"] = benchlib.haproxy_version()
 
     if big is not None:
         # On the wire: the message, one more '.' per line starting with
