@@ -285,12 +285,17 @@ class SipCase(unittest.TestCase):
             cls.addClassCleanup(lambda: [r.stop() for r in cls.responders.values()])
         cls.config = sip_config(cls.tmp, cls.sip_ports, cls.udp_port, cls.tcp_port, cls.tls_port,
                                 cls.cert, health=cls.HEALTH, sip_options=cls.OPTIONS)
+        cls.edit_config(cls.config)
         # runs after the gateway stopped (cleanups are LIFO): sanitizer
         # reports, leaks above all, are written when the workers exit
         cls.addClassCleanup(cls.final_log_check)
         cls.gw = g.Gateway.start(cls.config, directory=cls.tmp.path, test=cls)
 
     LOG_ALLOW = ()
+
+    @classmethod
+    def edit_config(cls, conf):
+        """A subclass's changes to the gateway.yaml dict before the start."""
 
     @classmethod
     def final_log_check(cls):

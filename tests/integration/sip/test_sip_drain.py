@@ -24,19 +24,8 @@ SHUTDOWN_TIMEOUT = 30   # seconds: far longer than any wait below
 class SipDrain(T.SipCase):
 
     @classmethod
-    def setUpClass(cls):
-        original = T.sip_config
-
-        def long_shutdown(*args, **kwargs):
-            conf = original(*args, **kwargs)
-            conf["shutdown_timeout"] = "%ds" % SHUTDOWN_TIMEOUT
-            return conf
-
-        T.sip_config = long_shutdown
-        try:
-            super().setUpClass()
-        finally:
-            T.sip_config = original
+    def edit_config(cls, conf):
+        conf["shutdown_timeout"] = "%ds" % SHUTDOWN_TIMEOUT
 
     def test_sigterm_closes_idle_tcp_connections(self):
         s = T.Stream(self.tcp_port)

@@ -32,18 +32,11 @@ class SipLdap(T.SipCase):
         users["dave"] = {"password": "secret-dave", "database": None}
         cls.slapd = S.Slapd.start(users=users)
         cls.addClassCleanup(cls.slapd.stop)
-        original = T.sip_config
+        super().setUpClass()
 
-        def ldap_config(*args, **kwargs):
-            conf = original(*args, **kwargs)
-            conf["directory"] = S.directory_config([cls.slapd.uri], cls.slapd.password_file())
-            return conf
-
-        T.sip_config = ldap_config
-        try:
-            super().setUpClass()
-        finally:
-            T.sip_config = original
+    @classmethod
+    def edit_config(cls, conf):
+        conf["directory"] = S.directory_config([cls.slapd.uri], cls.slapd.password_file())
 
     def test_redirect_per_user_name_uri_and_extension(self):
         for user, server, canonical in (("alice", "mbx1", "alice"), ("bob", "mbx2", "bob"),
