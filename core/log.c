@@ -67,8 +67,12 @@ void gw_logv(enum gw_log_level level, const struct gw_conn *c, const char *fmt, 
     len = n > 0 ? (size_t)n : 0;
     if (c != NULL) {
         const struct gw_conn *cl = c->client != NULL ? c->client : c;
+        /* A client's address is known from its accept; a connection of the
+           gateway's own without a client (a health probe) shows none. Not
+           gw_conn_peer(): no system call for a log line, and log.c stands
+           alone in the fuzz harnesses. */
         n = snprintf(line + len, sizeof(line) - len, " %s %s:%u", c->protocol ? c->protocol : "-",
-                     gw_conn_peer(cl)->addr, gw_conn_peer(cl)->port);
+                     cl->peer_set ? cl->peer.addr : "-", cl->peer_set ? cl->peer.port : 0u);
         len += n > 0 ? (size_t)n : 0;
         if (cl->user != NULL && len + 8 < sizeof(line)) {
             memcpy(line + len, " user=", 6);
