@@ -154,6 +154,19 @@ struct http_buf {
     size_t start, end, cap;
 };
 
+static inline size_t http_buf_len(const struct http_buf *b)
+{
+    return b->end - b->start;
+}
+
+/* n bytes used from the front; an emptied buffer starts over at 0. */
+static inline void http_buf_consume(struct http_buf *b, size_t n)
+{
+    b->start += n;
+    if (b->start >= b->end)
+        b->start = b->end = 0;
+}
+
 enum http_state {
     HTTP_S_IDLE,      /* waiting for the first byte of a request (keep-alive timer) */
     HTTP_S_HEAD,      /* reading a request head (header deadline) */

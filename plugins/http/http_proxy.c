@@ -91,18 +91,6 @@ static void out_fmt(struct http_out *o, const char *fmt, ...)
     o->len += (size_t)n;
 }
 
-static size_t buf_len(const struct http_buf *b)
-{
-    return b->end - b->start;
-}
-
-static void buf_consume(struct http_buf *b, size_t n)
-{
-    b->start += n;
-    if (b->start >= b->end)
-        b->start = b->end = 0;
-}
-
 static const char *http_backend_name(const struct http_session *s)
 {
     if (s->be != NULL)
@@ -268,7 +256,7 @@ void http_proxy_start(struct http_session *s)
 static bool http_retry_fresh(struct http_session *s)
 {
     if (!s->be_reused || s->be_retried || s->req_body != HTTP_BODY_NONE || s->resp_started ||
-        buf_len(&s->rin) > 0 || s->head_len == 0)
+        http_buf_len(&s->rin) > 0 || s->head_len == 0)
         return false;
     gw_log(GW_LOG_DEBUG, s->client, "pooled connection to backend %s was closed; retrying",
            s->be->server);
@@ -462,7 +450,7 @@ static void http_send_request(struct http_session *s)
     http_build_request(s, &o);
     /* the first body bytes go in the same write */
     if (!o.full && s->req_state == HTTP_REQ_BODY && s->req_body == HTTP_BODY_LENGTH) {
-        size_t avail = buf_len(&s->in) - s->head_len, room = o.cap - o.len;
+        size_t avail = http_buf_len(&s->in) - s->head_len, room = o.cap - o.len;
         take = avail < room ? avail : room;
         if ((uint64_t)take > s->body_left)
             take = (size_t)s->body_left;
@@ -491,7 +479,7 @@ static void http_send_request(struct http_session *s)
         return;
     }
     http_consume_head(s);
-    buf_consume(&s->in, take);
+    http_buf_consume(&s->in, take);
     s->body_left -= take;
     s->body_seen += take;
     if (s->req_body == HTTP_BODY_LENGTH && s->body_left == 0) {
@@ -609,7 +597,7 @@ void http_proxy_request_body(struct http_session *s)
         const char *p;
         size_t n;
         long used;
-        bool from_in = buf_len(&s->in) > 0;
+        bool from_in = http_buf_len(&s->in) > 0;
 
         if (gw_conn_unsent(s->be->conn) > HTTP_HIGH_WATER) {
             s->req_paused = true;
@@ -619,7 +607,7 @@ void http_proxy_request_body(struct http_session *s)
         }
         if (from_in) {
             p = s->in.data + s->in.start;
-            n = buf_len(&s->in);
+            n = http_buf_len(&s->in);
         } else {
             n = gw_conn_read_bytes(s->client, HTTP_READ_MAX, &p);
             if (n == 0)
@@ -629,7 +617,7 @@ void http_proxy_request_body(struct http_session *s)
         if (used < 0)
             return;
         if (from_in) {
-            buf_consume(&s->in, (size_t)used);
+            http_buf_consume(&s->in, (size_t)used);
         } else if ((size_t)used < n) {
             /* pipelined: the next request begins here (`in` is empty) */
             http_buf_ensure(s->worker, &s->in, n - (size_t)used);
@@ -729,11 +717,11 @@ static void http_websocket(struct http_session *s, const struct http_response *r
         http_proxy_fail(s, 502, "cannot forward the 101 answer");
         return;
     }
-    buf_consume(&s->rin, head_len);
+    http_buf_consume(&s->rin, head_len);
     http_consume_head(s);
-    if ((buf_len(&s->rin) > 0 &&
-         gw_conn_write(client, s->rin.data + s->rin.start, buf_len(&s->rin)) < 0) ||
-        (buf_len(&s->in) > 0 && gw_conn_write(up, s->in.data + s->in.start, buf_len(&s->in)) < 0)) {
+    if ((http_buf_len(&s->rin) > 0 &&
+         gw_conn_write(client, s->rin.data + s->rin.start, http_buf_len(&s->rin)) < 0) ||
+        (http_buf_len(&s->in) > 0 && gw_conn_write(up, s->in.data + s->in.start, http_buf_len(&s->in)) < 0)) {
         http_proxy_fail(s, 502, "cannot forward WebSocket data");
         return;
     }
@@ -781,7 +769,7 @@ static void http_response_head(struct http_session *s)
                 return;
             }
         }
-        buf_consume(&s->rin, head_len);
+        http_buf_consume(&s->rin, head_len);
         http_scan_init(&s->rscan, true);
         return;
     }
@@ -809,7 +797,7 @@ static void http_response_head(struct http_session *s)
     }
     /* the first body bytes go in the same write */
     if (resp.body == HTTP_BODY_LENGTH) {
-        size_t avail = buf_len(&s->rin) - head_len, room = o.cap - o.len;
+        size_t avail = http_buf_len(&s->rin) - head_len, room = o.cap - o.len;
         take = avail < room ? avail : room;
         if ((uint64_t)take > s->resp_left)
             take = (size_t)s->resp_left;
@@ -820,11 +808,11 @@ static void http_response_head(struct http_session *s)
         return;
     }
     s->resp_started = true;
-    buf_consume(&s->rin, head_len + take);
+    http_buf_consume(&s->rin, head_len + take);
     s->resp_left -= take;
     if (resp.body == HTTP_BODY_NONE || (resp.body == HTTP_BODY_LENGTH && s->resp_left == 0)) {
         s->resp_state = HTTP_RESP_DONE;
-        if (buf_len(&s->rin) > 0)
+        if (http_buf_len(&s->rin) > 0)
             s->be_broken = true;   /* bytes after the response: do not reuse */
     } else {
         s->resp_state = HTTP_RESP_BODY;
@@ -917,7 +905,7 @@ static void http_response_body(struct http_session *s)
         const char *p;
         size_t n;
         long used;
-        bool from_rin = buf_len(&s->rin) > 0;
+        bool from_rin = http_buf_len(&s->rin) > 0;
 
         if (gw_conn_unsent(s->client) > HTTP_HIGH_WATER) {
             s->resp_paused = true;
@@ -928,7 +916,7 @@ static void http_response_body(struct http_session *s)
         }
         if (from_rin) {
             p = s->rin.data + s->rin.start;
-            n = buf_len(&s->rin);
+            n = http_buf_len(&s->rin);
         } else {
             n = gw_conn_read_bytes(s->be->conn, HTTP_READ_MAX, &p);
             if (n == 0) {
@@ -943,7 +931,7 @@ static void http_response_body(struct http_session *s)
             return;
         }
         if (from_rin)
-            buf_consume(&s->rin, (size_t)used);
+            http_buf_consume(&s->rin, (size_t)used);
         if ((size_t)used < n)
             s->be_broken = true;   /* bytes after the response: do not reuse */
         gw_conn_set_timeout(s->be->conn, s->conf->backend_timeout);
@@ -956,7 +944,7 @@ static void http_finish_exchange(struct http_session *s)
 {
     struct http_backend *be = s->be;
     bool reuse = be != NULL && !s->be_broken && !s->be_eof && s->resp_keep_alive &&
-                 buf_len(&s->rin) == 0 && gw_conn_pending(be->conn) == 0 &&
+                 http_buf_len(&s->rin) == 0 && gw_conn_pending(be->conn) == 0 &&
                  s->req_state == HTTP_REQ_DONE;
 
     s->be = NULL;
@@ -993,7 +981,7 @@ static void http_response_input(struct http_session *s)
             size_t got = 0;
             enum http_parse_result r;
 
-            if (s->rscan.pos >= buf_len(&s->rin) && gw_conn_pending(s->be->conn) > 0) {
+            if (s->rscan.pos >= http_buf_len(&s->rin) && gw_conn_pending(s->be->conn) > 0) {
                 const char *p;
                 size_t room;
                 if (s->rin.data == NULL)
@@ -1005,12 +993,12 @@ static void http_response_input(struct http_session *s)
                 memcpy(s->rin.data + s->rin.end, p, got);
                 s->rin.end += got;
             }
-            if (buf_len(&s->rin) == 0) {
+            if (http_buf_len(&s->rin) == 0) {
                 if (s->be_eof && !http_retry_fresh(s))
                     http_proxy_fail(s, 502, "closed the connection before answering");
                 break;
             }
-            r = http_scan_head(&s->rscan, s->rin.data + s->rin.start, buf_len(&s->rin), &lim,
+            r = http_scan_head(&s->rscan, s->rin.data + s->rin.start, http_buf_len(&s->rin), &lim,
                                &status, &error);
             if (r == HTTP_PARSE_BAD) {
                 http_proxy_fail(s, 502, "invalid response head: %s", error);
@@ -1098,7 +1086,7 @@ static void http_backend_event(struct gw_conn *c, enum gw_conn_event ev, void *a
     case GW_EV_ERROR:
         s->be_eof = true;
         s->be_broken = true;
-        if (s->resp_state == HTTP_RESP_HEAD && buf_len(&s->rin) == 0 && http_retry_fresh(s))
+        if (s->resp_state == HTTP_RESP_HEAD && http_buf_len(&s->rin) == 0 && http_retry_fresh(s))
             break;
         if (s->resp_state == HTTP_RESP_BODY && s->resp_body == HTTP_BODY_EOF) {
             http_response_input(s);

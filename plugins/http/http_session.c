@@ -90,24 +90,12 @@ void http_buf_release(struct http_worker *w, struct http_buf *b)
     memset(b, 0, sizeof(*b));
 }
 
-static size_t buf_len(const struct http_buf *b)
-{
-    return b->end - b->start;
-}
-
-static void buf_consume(struct http_buf *b, size_t n)
-{
-    b->start += n;
-    if (b->start >= b->end)
-        b->start = b->end = 0;
-}
-
 /* Bytes of the current head are no longer needed (the backend has its own
    copy, or we answered): drop them so `in` starts with the body. */
 void http_consume_head(struct http_session *s)
 {
     if (s->head_len > 0) {
-        buf_consume(&s->in, s->head_len);
+        http_buf_consume(&s->in, s->head_len);
         s->head_len = 0;
     }
 }
@@ -762,7 +750,7 @@ static void http_route_target(struct http_session *s)
 
 void http_buf_ensure(struct http_worker *w, struct http_buf *b, size_t room)
 {
-    size_t len = buf_len(b), need = len + room, cap;
+    size_t len = http_buf_len(b), need = len + room, cap;
     char *n;
 
     if (b->data == NULL && need <= HTTP_IN_INITIAL) {
@@ -847,9 +835,9 @@ static bool http_head_step(struct http_session *s)
     for (;;) {
         size_t got = 0;
 
-        if (s->in.data == NULL || s->scan.pos >= buf_len(&s->in))
+        if (s->in.data == NULL || s->scan.pos >= http_buf_len(&s->in))
             got = http_fill(s);
-        if (buf_len(&s->in) == 0)
+        if (http_buf_len(&s->in) == 0)
             return false;
         if (s->state == HTTP_S_IDLE) {
             s->state = HTTP_S_HEAD;
@@ -858,7 +846,7 @@ static bool http_head_step(struct http_session *s)
         lim.max_line = (size_t)conf->max_request_line;
         lim.max_head = (size_t)conf->max_header_size;
         lim.max_headers = (size_t)conf->max_headers;
-        r = http_scan_head(&s->scan, s->in.data + s->in.start, buf_len(&s->in), &lim, &status,
+        r = http_scan_head(&s->scan, s->in.data + s->in.start, http_buf_len(&s->in), &lim, &status,
                            &error);
         if (r == HTTP_PARSE_OK)
             break;
@@ -893,11 +881,11 @@ static bool http_discard_step(struct http_session *s)
     for (;;) {
         const char *p;
         size_t n, used = 0;
-        bool from_in = buf_len(&s->in) > 0;
+        bool from_in = http_buf_len(&s->in) > 0;
 
         if (from_in) {
             p = s->in.data + s->in.start;
-            n = buf_len(&s->in);
+            n = http_buf_len(&s->in);
         } else {
             n = gw_conn_read_bytes(s->client, HTTP_READ_MAX, &p);
             if (n == 0)
@@ -932,7 +920,7 @@ static bool http_discard_step(struct http_session *s)
             }
         }
         if (from_in) {
-            buf_consume(&s->in, used);
+            http_buf_consume(&s->in, used);
         } else if (used < n) {
             /* the next request begins here (`in` is empty) */
             http_buf_ensure(s->worker, &s->in, n - used);
@@ -1009,7 +997,7 @@ static void http_next_request(struct http_session *s)
     s->resp_started = false;
     s->target = NULL;
     http_scan_init(&s->scan, false);
-    if (buf_len(&s->in) == 0)
+    if (http_buf_len(&s->in) == 0)
         http_buf_release(s->worker, &s->in);   /* idle connections hold no buffer */
     /* a large body may have raised it; an empty core buffer is given back */
     gw_conn_set_input_limit(s->client, HTTP_INPUT_DEFAULT);
@@ -1095,7 +1083,7 @@ static void http_client_event(struct gw_conn *c, enum gw_conn_event ev, void *ar
         switch (s->state) {
         case HTTP_S_IDLE:
         case HTTP_S_HEAD:
-            if (buf_len(&s->in) > 0 && s->state == HTTP_S_HEAD)
+            if (http_buf_len(&s->in) > 0 && s->state == HTTP_S_HEAD)
                 gw_log(GW_LOG_DEBUG, c, "client closed in the middle of a request head");
             http_client_abort(s);
             break;
