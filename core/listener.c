@@ -183,6 +183,17 @@ void gw_listener_conn_closed(const struct gw_listener *cl)
     }
 }
 
+/* Bound to any address (0.0.0.0, ::): each connection's local address is
+   its own, asked of the kernel when wanted. */
+static bool addr_is_wildcard(const struct sockaddr_storage *ss)
+{
+    if (ss->ss_family == AF_INET)
+        return ((const struct sockaddr_in *)ss)->sin_addr.s_addr == htonl(INADDR_ANY);
+    if (ss->ss_family == AF_INET6)
+        return IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)ss)->sin6_addr);
+    return true;
+}
+
 void gw_listeners_start(struct gw_listener *ls, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
@@ -192,8 +203,7 @@ void gw_listeners_start(struct gw_listener *ls, size_t n)
         memset(&ss, 0, sizeof(ss));
         if (getsockname(ls[i].fd, (struct sockaddr *)&ss, &len) == 0) {
             gw_sockaddr_to_peer(&ss, &ls[i].local);
-            ls[i].local_specific = strcmp(ls[i].local.addr, "0.0.0.0") != 0 &&
-                                   strcmp(ls[i].local.addr, "::") != 0;
+            ls[i].local_specific = !addr_is_wildcard(&ss);
         }
         ev_io_init(&ls[i].io, accept_cb, ls[i].fd, EV_READ);
         ev_io_start(gw_w.loop, &ls[i].io);

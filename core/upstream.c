@@ -31,6 +31,7 @@ struct gw_upstream {
     bool probe;                 /* a health probe: quiet, no suspect marking */
     bool holding;               /* waiting for a healthy copy (hold-down) */
     bool awaiting_greeting;     /* connected; the backend has not spoken yet */
+    bool server_first;          /* the protocol's plugin says its backends greet */
     long timeout_ms;            /* connect timeout */
     unsigned long long hold_until;
     struct gw_route route;      /* points into the worker's config */
@@ -171,8 +172,6 @@ no:
 /* Route and start connecting; tries further copies while connects fail
    synchronously. Returns 0 with c->fd connecting, or -1 (error in
    u->last_error). */
-static bool server_first(const char *protocol);
-
 static int upstream_try(struct gw_conn *c)
 {
     struct gw_upstream *u = c->upstream;
@@ -213,7 +212,7 @@ static int upstream_try(struct gw_conn *c)
                instead of once for the connect and once more for the greeting.
                (Errors wake a read watcher too.) */
             c->connect_by_read = !u->probe && u->route.tls != GW_TLS_IMPLICIT &&
-                                 !u->route.proxy_protocol && server_first(u->protocol);
+                                 !u->route.proxy_protocol && u->server_first;
             ev_timer_stop(gw_w.loop, &c->timer);
             ev_timer_set(&c->timer, (double)u->timeout_ms / 1000.0, 0.0);
             ev_timer_start(gw_w.loop, &c->timer);
@@ -304,7 +303,7 @@ static void upstream_ready(struct gw_conn *c)
 {
     struct gw_upstream *u = c->upstream;
 
-    if (!u->probe && server_first(u->protocol)) {
+    if (!u->probe && u->server_first) {
         /* arm the greeting deadline before the flag that defers plugin timeouts */
         gw_conn_set_timeout(c, u->timeout_ms);
         u->awaiting_greeting = true;
@@ -444,6 +443,7 @@ static struct gw_conn *upstream_new(struct gw_conn *client, const char *protocol
 
     u->client = client;
     u->protocol = protocol;
+    u->server_first = server_first(protocol);
     u->h = h;
     u->arg = arg;
     u->timeout_ms = gw_w.conf->connect_timeout;

@@ -220,7 +220,6 @@ static void stop_cb(struct ev_loop *loop, ev_signal *w, int revents)
     for (size_t i = 0; i < gw_w.conf->nprotocols; i++)
         if (gw_w.conf->protocols[i].plugin->drain != NULL)
             gw_w.conf->protocols[i].plugin->drain(&gw_w.pctx[i]);
-    gw_conn_reap();
     gw_log(GW_LOG_INFO, NULL, "stopping: draining %zu connection(s) for up to %ld ms",
            gw_conn_count(), gw_w.conf->shutdown_timeout);
     if (gw_conn_count() == 0) {

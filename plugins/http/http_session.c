@@ -77,16 +77,22 @@ void http_buf_reserve(struct http_worker *w, struct http_buf *b)
     b->start = b->end = 0;
 }
 
+/* Storage a buffer no longer uses: wiped (request heads carry credentials,
+   nothing outlives its use), then back to the cache or freed. */
+static void buf_recycle(struct http_worker *w, char *data, size_t cap)
+{
+    OPENSSL_cleanse(data, cap);
+    if (cap == HTTP_IN_INITIAL && w != NULL && w->nbufs < HTTP_BUF_CACHE)
+        w->bufs[w->nbufs++] = data;
+    else
+        free(data);
+}
+
 void http_buf_release(struct http_worker *w, struct http_buf *b)
 {
     if (b->data == NULL)
         return;
-    /* request heads carry credentials: nothing outlives its use */
-    OPENSSL_cleanse(b->data, b->cap);
-    if (b->cap == HTTP_IN_INITIAL && w != NULL && w->nbufs < HTTP_BUF_CACHE)
-        w->bufs[w->nbufs++] = b->data;
-    else
-        free(b->data);
+    buf_recycle(w, b->data, b->cap);
     memset(b, 0, sizeof(*b));
 }
 
@@ -366,8 +372,7 @@ void http_sessions_drain(struct http_worker *w)
     struct http_session *s, *next;
 
     for (s = w->sessions; s != NULL; s = next) {
-        next = s->next;
-        http_session_ref(s);
+        http_session_ref(s);   /* keeps s, and so s->next, valid */
         if (s->state == HTTP_S_IDLE)
             http_client_abort(s);
         else
@@ -775,11 +780,7 @@ void http_buf_ensure(struct http_worker *w, struct http_buf *b, size_t room)
     /* not realloc: the old bytes are wiped, as every buffer's are */
     n = gw_malloc(cap);
     memcpy(n, b->data, b->end);
-    OPENSSL_cleanse(b->data, b->cap);
-    if (b->cap == HTTP_IN_INITIAL && w->nbufs < HTTP_BUF_CACHE)
-        w->bufs[w->nbufs++] = b->data;
-    else
-        free(b->data);
+    buf_recycle(w, b->data, b->cap);
     b->data = n;
     b->cap = cap;
 }

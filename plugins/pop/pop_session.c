@@ -399,19 +399,10 @@ static void pop_backend_refused(struct pop_session *s, const struct pop_status *
 static void pop_backend_done(struct pop_session *s, const char *line, size_t len)
 {
     struct gw_conn *client = s->client, *up = s->upstream;
-    char out[2 * POP_REPLY_MAX];
-    int rc;
 
     gw_log(GW_LOG_INFO, client, "login ok: method=%s", s->sasl ? "AUTH PLAIN" : "USER");
     /* one write, so the client's +OK leaves in one segment */
-    if (len + 2 <= sizeof(out)) {
-        memcpy(out, line, len);
-        memcpy(out + len, "\r\n", 2);
-        rc = gw_conn_write(client, out, len + 2);
-    } else {
-        rc = gw_conn_write(client, line, len) < 0 ? -1 : gw_conn_write(client, "\r\n", 2);
-    }
-    if (rc < 0) {
+    if (gw_conn_printf(client, "%.*s\r\n", (int)len, line) < 0) {
         pop_client_abort(s);
         return;
     }
